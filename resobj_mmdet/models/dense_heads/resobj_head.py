@@ -1,0 +1,281 @@
+# Copyright (c) resobj-mmdet contributors.
+"""RetinaNet-ResObj head (paper Fig. 3b)."""
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.config import ConfigDict
+from torch import Tensor
+
+from mmdet.models.dense_heads import RetinaHead
+from mmdet.models.utils import multi_apply, images_to_levels
+from mmdet.registry import MODELS
+from mmdet.structures.bbox import cat_boxes
+from mmdet.utils import ConfigType, InstanceList, OptInstanceList
+from ..layers.residual_objectness import flatten_objectness
+
+
+def joint_score_logit(cls_score: Tensor, obj_logit: Tensor) -> Tensor:
+    """Logit of ``sigmoid(cls) * sigmoid(obj)``, computed stably.
+
+    mmdet's post-processing applies ``sigmoid`` to the class map and then
+    thresholds, ranks (``nms_pre``) and NMS-es on it. Feeding it the logit of
+    the joint probability P(class) = P(class|obj) * P(obj) makes all of that
+    operate on the paper's inference score, with mmdet's own code.
+
+    Args:
+        cls_score (Tensor): Class logits, shape (N, A*K, H, W).
+        obj_logit (Tensor): Objectness logits, shape (N, A, H, W).
+
+    Returns:
+        Tensor: Joint logits, shape (N, A*K, H, W), fp32.
+    """
+    num_classes = cls_score.size(1) // obj_logit.size(1)
+    obj = obj_logit.float().repeat_interleave(num_classes, dim=1)
+    log_p = F.logsigmoid(cls_score.float()) + F.logsigmoid(obj)
+    # log(p / (1 - p)); -expm1(log p) = 1 - p without cancellation.
+    return log_p - torch.log(-torch.expm1(log_p))
+
+
+@MODELS.register_module()
+class ResObjHead(RetinaHead):
+    """RetinaNet head with residual objectness instead of focal loss.
+
+    Imbalance transfer: the class branch predicts P(class | object) and is
+    trained with sigmoid BCE on positive anchors only (negatives give no class
+    and no box loss); an objectness subnet on top of the class tower plus
+    ``T`` residual subnets (:class:`ResidualObjectness`) learn foreground vs
+    background over every non-ignored anchor with
+    :class:`ResidualObjectnessLoss`. The inference score is
+    ``sigmoid(cls) * sigmoid(o_T)``. Anchors, assigner, box coder and test
+    post-processing are RetinaNet's.
+
+    Args:
+        num_classes (int): Number of object classes ``K``.
+        in_channels (int): Input feature channels.
+        residual_objectness (dict): Config of the refinement module; its
+            ``in_channels``, ``num_anchors`` and (unless given)
+            ``feat_channels`` are filled in by the head.
+            Defaults to ``dict(type='ResidualObjectness', num_steps=2)``.
+        loss_objectness (dict): Config of the objectness loss.
+        loss_cls (dict): Class loss, applied to positive anchors only. Must be
+            a sigmoid loss. Defaults to sigmoid ``CrossEntropyLoss``.
+        cls_prior_prob (float, optional): Prior of the class logit bias;
+            None uses ``1/K`` (so P(class|obj) starts near uniform), as the
+            authors' release does. Used only when ``init_cfg`` is None.
+        init_cfg (dict, optional): Defaults to RetinaNet's Normal(0, 0.01)
+            with the class bias from ``cls_prior_prob``.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 residual_objectness: ConfigType = dict(
+                     type='ResidualObjectness', num_steps=2),
+                 loss_objectness: ConfigType = dict(
+                     type='ResidualObjectnessLoss',
+                     loss_weight=1.0,
+                     res_loss_weight=1.0),
+                 loss_cls: ConfigType = dict(
+                     type='CrossEntropyLoss',
+                     use_sigmoid=True,
+                     loss_weight=1.0),
+                 cls_prior_prob: Optional[float] = None,
+                 init_cfg: Optional[dict] = None,
+                 **kwargs) -> None:
+        if not loss_cls.get('use_sigmoid', False):
+            raise ValueError(
+                'ResObjHead: `loss_cls` must be a sigmoid loss '
+                '(use_sigmoid=True): background is modelled by the '
+                f'objectness, not by a softmax class; got {loss_cls}')
+        if not isinstance(residual_objectness, dict):
+            raise TypeError('ResObjHead: `residual_objectness` must be a '
+                            f'config dict, got {residual_objectness!r}')
+        self.residual_objectness_cfg = ConfigDict(residual_objectness)
+        if init_cfg is None:
+            if cls_prior_prob is None:
+                cls_prior_prob = 1.0 / num_classes if num_classes > 1 else 0.5
+            init_cfg = dict(
+                type='Normal',
+                layer='Conv2d',
+                std=0.01,
+                override=dict(
+                    type='Normal',
+                    name='retina_cls',
+                    std=0.01,
+                    bias_prob=cls_prior_prob))
+        super().__init__(
+            num_classes, in_channels, loss_cls=loss_cls, init_cfg=init_cfg,
+            **kwargs)
+        self.loss_objectness = MODELS.build(loss_objectness)
+
+    @property
+    def num_steps(self) -> int:
+        """Number of residual steps ``T``."""
+        return self.res_obj.num_steps
+
+    def _init_layers(self) -> None:
+        """Build RetinaNet's towers and the residual objectness module."""
+        super()._init_layers()
+        cfg = self.residual_objectness_cfg.copy()
+        cfg.setdefault('type', 'ResidualObjectness')
+        cfg.setdefault('feat_channels', self.feat_channels)
+        cfg.update(
+            in_channels=self.feat_channels if self.stacked_convs > 0 else
+            self.in_channels,
+            num_anchors=self.num_base_priors)
+        self.res_obj = MODELS.build(cfg)
+
+    def forward_single(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Forward one feature level.
+
+        Args:
+            x (Tensor): Features of shape (N, C, H, W).
+
+        Returns:
+            tuple[Tensor]:
+                - cls_score: (N, A*K, H, W) logits of P(class | object).
+                - bbox_pred: (N, A*4, H, W) box deltas.
+                - obj_pred: (N, (T+1)*A, H, W) cumulative objectness logits,
+                  step-major (see :class:`ResidualObjectness`).
+        """
+        cls_feat = x
+        reg_feat = x
+        for cls_conv in self.cls_convs:
+            cls_feat = cls_conv(cls_feat)
+        for reg_conv in self.reg_convs:
+            reg_feat = reg_conv(reg_feat)
+        return (self.retina_cls(cls_feat), self.retina_reg(reg_feat),
+                self.res_obj(cls_feat))
+
+    def loss_by_feat(self,
+                     cls_scores: List[Tensor],
+                     bbox_preds: List[Tensor],
+                     obj_preds: List[Tensor],
+                     batch_gt_instances: InstanceList,
+                     batch_img_metas: List[dict],
+                     batch_gt_instances_ignore: OptInstanceList = None
+                     ) -> dict:
+        """Class/box losses on positives; objectness losses on all anchors.
+
+        Args:
+            cls_scores (list[Tensor]): Per level, (N, A*K, H, W).
+            bbox_preds (list[Tensor]): Per level, (N, A*4, H, W).
+            obj_preds (list[Tensor]): Per level, (N, (T+1)*A, H, W).
+            batch_gt_instances (list[:obj:`InstanceData`]): GT per image.
+            batch_img_metas (list[dict]): Image meta information.
+            batch_gt_instances_ignore (list[:obj:`InstanceData`], optional):
+                Ignored (crowd) boxes per image.
+
+        Returns:
+            dict[str, Tensor | list[Tensor]]: ``loss_cls`` and ``loss_bbox``
+            per level, ``loss_obj`` and ``loss_res1..T``.
+        """
+        featmap_sizes = [featmap.size()[-2:] for featmap in cls_scores]
+        assert len(featmap_sizes) == self.prior_generator.num_levels
+        anchor_list, valid_flag_list = self.get_anchors(
+            featmap_sizes, batch_img_metas, device=cls_scores[0].device)
+        (labels_list, label_weights_list, bbox_targets_list,
+         bbox_weights_list, avg_factor) = self.get_targets(
+             anchor_list,
+             valid_flag_list,
+             batch_gt_instances,
+             batch_img_metas,
+             batch_gt_instances_ignore=batch_gt_instances_ignore)
+
+        num_level_anchors = [anchors.size(0) for anchors in anchor_list[0]]
+        all_anchor_list = images_to_levels(
+            [cat_boxes(anchors) for anchors in anchor_list],
+            num_level_anchors)
+        # Imbalance transfer: negatives give no class loss.
+        cls_weights_list = [
+            w * (lbl < self.num_classes).to(w.dtype)
+            for lbl, w in zip(labels_list, label_weights_list)
+        ]
+        losses_cls, losses_bbox = multi_apply(
+            self.loss_by_feat_single,
+            cls_scores,
+            bbox_preds,
+            all_anchor_list,
+            labels_list,
+            cls_weights_list,
+            bbox_targets_list,
+            bbox_weights_list,
+            avg_factor=avg_factor)
+        losses = dict(loss_cls=losses_cls, loss_bbox=losses_bbox)
+        losses.update(
+            self.loss_objectness_by_feat(obj_preds, labels_list,
+                                         label_weights_list, avg_factor))
+        return losses
+
+    def loss_objectness_by_feat(self, obj_preds: List[Tensor],
+                                labels_list: List[Tensor],
+                                label_weights_list: List[Tensor],
+                                avg_factor: float) -> dict:
+        """Objectness + residual losses over all levels at once.
+
+        The levels are concatenated because the gate's minimum positive score
+        is taken per image over all of its anchors.
+
+        Args:
+            obj_preds (list[Tensor]): Per level, (N, (T+1)*A, H, W).
+            labels_list (list[Tensor]): Per level, (N, H*W*A) class labels,
+                ``num_classes`` for background.
+            label_weights_list (list[Tensor]): Per level, (N, H*W*A); 0 marks
+                ignored anchors.
+            avg_factor (float): Loss normaliser (number of positives).
+
+        Returns:
+            dict[str, Tensor]: ``loss_obj`` and ``loss_res1..T``.
+        """
+        logits = flatten_objectness(obj_preds, self.num_steps)
+        labels = torch.cat(labels_list, dim=1)
+        weights = torch.cat(label_weights_list, dim=1)
+        obj_labels = ((labels >= 0) & (labels < self.num_classes)).float()
+        return self.loss_objectness(
+            logits, obj_labels, weights, avg_factor=avg_factor)
+
+    def predict_by_feat(self,
+                        cls_scores: List[Tensor],
+                        bbox_preds: List[Tensor],
+                        obj_preds: List[Tensor],
+                        batch_img_metas: Optional[List[dict]] = None,
+                        cfg: Optional[ConfigDict] = None,
+                        rescale: bool = False,
+                        with_nms: bool = True,
+                        step: int = -1) -> InstanceList:
+        """Detections scored by ``sigmoid(cls) * sigmoid(o_step)``.
+
+        Args:
+            cls_scores (list[Tensor]): Per level, (N, A*K, H, W).
+            bbox_preds (list[Tensor]): Per level, (N, A*4, H, W).
+            obj_preds (list[Tensor]): Per level, (N, (T+1)*A, H, W).
+            batch_img_metas (list[dict], optional): Image meta information.
+            cfg (ConfigDict, optional): Test config; defaults to test_cfg.
+            rescale (bool): Rescale boxes to the original image size.
+            with_nms (bool): Apply NMS.
+            step (int): Refinement step whose objectness scores the boxes;
+                -1 (default, the paper's inference) is ``o_T``.
+
+        Returns:
+            list[:obj:`InstanceData`]: Per image ``scores`` (n, ),
+            ``labels`` (n, ) and ``bboxes`` (n, 4).
+        """
+        num_steps = self.num_steps
+        if not -(num_steps + 1) <= step <= num_steps:
+            raise ValueError(f'ResObjHead.predict_by_feat: `step` must be in '
+                             f'[0, {num_steps}] (or negative), got {step}')
+        step = step % (num_steps + 1)
+        a = self.num_base_priors
+        joint = [
+            joint_score_logit(cls, obj[:, step * a:(step + 1) * a])
+            for cls, obj in zip(cls_scores, obj_preds)
+        ]
+        return super().predict_by_feat(
+            joint,
+            bbox_preds,
+            score_factors=None,
+            batch_img_metas=batch_img_metas,
+            cfg=cfg,
+            rescale=rescale,
+            with_nms=with_nms)

@@ -1,0 +1,3 @@
+from .residual_objectness import ResidualObjectness, flatten_objectness
+
+__all__ = ['ResidualObjectness', 'flatten_objectness']

@@ -1,0 +1,253 @@
+# Copyright (c) resobj-mmdet contributors.
+"""Residual objectness refinement (Chen et al., Pattern Recognition 2022).
+
+The module is shared by every ResObj head: RetinaNet builds its objectness
+subnet here, while YOLOv3 and the RPN hand in the objectness logit they
+already predict and only use the residual subnets.
+"""
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule, bias_init_with_prob, normal_init
+from torch import Tensor
+
+from mmdet.registry import MODELS
+from mmdet.utils import OptConfigType
+
+RESIDUAL_INPUTS = ('objectness', 'class', 'chain')
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    """Validate an integer option and name it in the error."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f'ResidualObjectness: `{name}` must be an int, '
+                        f'got {value!r} ({type(value).__name__})')
+    if value < minimum:
+        raise ValueError(f'ResidualObjectness: `{name}` must be >= {minimum}, '
+                         f'got {value}')
+    return value
+
+
+@MODELS.register_module()
+class ResidualObjectness(BaseModule):
+    """Objectness subnet followed by ``num_steps`` residual subnets.
+
+    For every anchor it predicts the cumulative objectness logits
+    ``o_t = o_{t-1} + r_t`` for ``t = 0..T`` (paper Eq. ``o = o_0 + sum r_t``).
+    Training selects, per step, the anchors that enter the residual loss
+    (see :class:`ResidualObjectnessLoss`); inference uses ``o_T`` for every
+    anchor, as the paper does.
+
+    Args:
+        in_channels (int): Channels of the input feature map (the class tower
+            output for RetinaNet).
+        num_anchors (int): Anchors per location ``A``.
+        num_steps (int): Number of residual steps ``T``; 0 is plain
+            objectness. Defaults to 2.
+        feat_channels (int): Channels of the hidden convs. Defaults to 256.
+        obj_convs (int): conv3x3+act layers of the objectness subnet before
+            its logit conv (paper: 1). Ignored when
+            ``with_objectness_subnet=False``. Defaults to 1.
+        res_convs (int): conv3x3+act layers of each residual subnet before its
+            logit conv (paper: 1; 0 gives a "lite" residual that is a single
+            logit conv). Defaults to 1.
+        residual_input (str): What the residual subnets read.
+            ``'objectness'`` (default, paper Table 2b): the objectness
+            subnet's hidden feature; ``'class'``: the module input, i.e. the
+            class tower feature (Table 2b alternative); ``'chain'``: subnet
+            ``t`` reads the hidden feature of subnet ``t-1`` (subnet 1 reads
+            the objectness feature).
+        detach_residual (bool): Gradient isolation (paper Table 2a, "Not to
+            Objectness"). When True, residual losses do not reach the
+            objectness subnet, the class tower or earlier steps: the residual
+            subnets read detached features and ``o_{t-1}`` is detached in
+            ``o_t = o_{t-1} + r_t``. Defaults to True.
+        with_objectness_subnet (bool): When False the host head supplies
+            ``o_0`` (YOLOv3, RPN) and ``'objectness'`` input means the module
+            input. Defaults to True.
+        obj_prior_prob (float): Prior used to initialise the objectness logit
+            bias. Defaults to 0.01 (paper text; the authors' release uses
+            0.001).
+        kernel_size (int): Kernel size of every conv. Defaults to 3.
+        conv_cfg (dict, optional): Conv config of the hidden convs.
+        norm_cfg (dict, optional): Norm config of the hidden convs.
+        act_cfg (dict): Activation of the hidden convs. Defaults to ReLU.
+        init_cfg (dict, optional): Initialisation config. Defaults to None,
+            which applies Normal(0, 0.01) to every conv with zero biases, the
+            objectness prior to the ``o_0`` bias, and zero to residual logit
+            biases so that ``o_t == o_0`` at initialisation.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 num_anchors: int,
+                 num_steps: int = 2,
+                 feat_channels: int = 256,
+                 obj_convs: int = 1,
+                 res_convs: int = 1,
+                 residual_input: str = 'objectness',
+                 detach_residual: bool = True,
+                 with_objectness_subnet: bool = True,
+                 obj_prior_prob: float = 0.01,
+                 kernel_size: int = 3,
+                 conv_cfg: OptConfigType = None,
+                 norm_cfg: OptConfigType = None,
+                 act_cfg: OptConfigType = dict(type='ReLU'),
+                 init_cfg: OptConfigType = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.in_channels = _check_int('in_channels', in_channels, 1)
+        self.num_anchors = _check_int('num_anchors', num_anchors, 1)
+        self.num_steps = _check_int('num_steps', num_steps, 0)
+        self.feat_channels = _check_int('feat_channels', feat_channels, 1)
+        self.obj_convs = _check_int('obj_convs', obj_convs, 0)
+        self.res_convs = _check_int('res_convs', res_convs, 0)
+        if residual_input not in RESIDUAL_INPUTS:
+            raise ValueError(
+                f'ResidualObjectness: unknown `residual_input` '
+                f'{residual_input!r}; expected one of {RESIDUAL_INPUTS}')
+        if not 0.0 < obj_prior_prob < 1.0:
+            raise ValueError('ResidualObjectness: `obj_prior_prob` must be in '
+                             f'(0, 1), got {obj_prior_prob}')
+        self.residual_input = residual_input
+        self.detach_residual = bool(detach_residual)
+        self.with_objectness_subnet = bool(with_objectness_subnet)
+        self.obj_prior_prob = obj_prior_prob
+        self.kernel_size = kernel_size
+        self.conv_cfg = conv_cfg
+        self.norm_cfg = norm_cfg
+        self.act_cfg = act_cfg
+        self._init_layers()
+
+    def _tower(self, num_convs: int, in_channels: int) -> nn.Sequential:
+        layers = []
+        for _ in range(num_convs):
+            layers.append(
+                ConvModule(
+                    in_channels,
+                    self.feat_channels,
+                    self.kernel_size,
+                    padding=self.kernel_size // 2,
+                    conv_cfg=self.conv_cfg,
+                    norm_cfg=self.norm_cfg,
+                    act_cfg=self.act_cfg))
+            in_channels = self.feat_channels
+        return nn.Sequential(*layers)
+
+    def _logit_conv(self, in_channels: int) -> nn.Conv2d:
+        return nn.Conv2d(
+            in_channels,
+            self.num_anchors,
+            self.kernel_size,
+            padding=self.kernel_size // 2)
+
+    def _init_layers(self) -> None:
+        """Build the objectness subnet and the residual subnets."""
+        obj_out = self.in_channels
+        if self.with_objectness_subnet:
+            self.obj_tower = self._tower(self.obj_convs, self.in_channels)
+            obj_out = self.feat_channels if self.obj_convs else \
+                self.in_channels
+            self.obj_logit = self._logit_conv(obj_out)
+        self.res_towers = nn.ModuleList()
+        self.res_logits = nn.ModuleList()
+        prev_out = obj_out
+        for _ in range(self.num_steps):
+            if self.residual_input == 'class':
+                in_ch = self.in_channels
+            elif self.residual_input == 'objectness':
+                in_ch = obj_out
+            else:  # chain
+                in_ch = prev_out
+            self.res_towers.append(self._tower(self.res_convs, in_ch))
+            out_ch = self.feat_channels if self.res_convs else in_ch
+            self.res_logits.append(self._logit_conv(out_ch))
+            prev_out = out_ch
+
+    def init_weights(self) -> None:
+        """Normal(0, 0.01) convs; objectness prior bias; zero residual bias."""
+        super().init_weights()
+        if self.init_cfg is not None:
+            return
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                normal_init(m, mean=0, std=0.01, bias=0)
+        if self.with_objectness_subnet:
+            normal_init(
+                self.obj_logit,
+                std=0.01,
+                bias=bias_init_with_prob(self.obj_prior_prob))
+
+    def forward(self, x: Tensor, obj_logit: Optional[Tensor] = None
+                ) -> Tensor:
+        """Predict the cumulative objectness logits of one feature level.
+
+        Args:
+            x (Tensor): Input feature of shape (N, C, H, W).
+            obj_logit (Tensor, optional): ``o_0`` of shape (N, A, H, W) from
+                the host head. Required iff the module has no objectness
+                subnet.
+
+        Returns:
+            Tensor: Cumulative logits ``[o_0, o_1, ..., o_T]`` stacked
+            step-major along channels, shape (N, (T + 1) * A, H, W); channel
+            ``t * A + a`` is ``o_t`` of anchor ``a``.
+        """
+        if self.with_objectness_subnet:
+            if obj_logit is not None:
+                raise ValueError('ResidualObjectness has its own objectness '
+                                 'subnet; do not pass `obj_logit`')
+            obj_feat = self.obj_tower(x)
+            obj_logit = self.obj_logit(obj_feat)
+        else:
+            if obj_logit is None:
+                raise ValueError('ResidualObjectness(with_objectness_subnet='
+                                 'False) needs the host head\'s `obj_logit`')
+            obj_feat = x
+        if self.num_steps == 0:
+            return obj_logit
+        if self.detach_residual:
+            x, obj_feat = x.detach(), obj_feat.detach()
+        steps = [obj_logit]
+        prev_feat = obj_feat
+        for tower, logit_conv in zip(self.res_towers, self.res_logits):
+            if self.residual_input == 'class':
+                feat = tower(x)
+            elif self.residual_input == 'objectness':
+                feat = tower(obj_feat)
+            else:
+                feat = tower(prev_feat)
+            prev_feat = feat
+            prev = steps[-1].detach() if self.detach_residual else steps[-1]
+            steps.append(prev + logit_conv(feat))
+        return torch.cat(steps, dim=1)
+
+    def split_steps(self, obj_preds: Tensor) -> Tuple[Tensor, ...]:
+        """Split a (N, (T+1)*A, H, W) output into T+1 (N, A, H, W) maps."""
+        return obj_preds.split(self.num_anchors, dim=1)
+
+
+def flatten_objectness(obj_preds: List[Tensor], num_steps: int) -> Tensor:
+    """Flatten multi-level step-major objectness maps into anchor order.
+
+    Args:
+        obj_preds (list[Tensor]): Per level, shape (N, (T+1)*A, H, W).
+        num_steps (int): ``T``.
+
+    Returns:
+        Tensor: Shape (N, T+1, sum_l H_l*W_l*A), anchors ordered as mmdet's
+        anchor generators order them (level, y, x, anchor).
+    """
+    flat = []
+    for pred in obj_preds:
+        n, c, h, w = pred.shape
+        a = c // (num_steps + 1)
+        # (N, T+1, A, H, W) -> (N, T+1, H, W, A) -> (N, T+1, H*W*A)
+        flat.append(
+            pred.reshape(n, num_steps + 1, a, h, w).permute(0, 1, 3, 4,
+                                                             2).reshape(
+                                                                 n,
+                                                                 num_steps + 1,
+                                                                 -1))
+    return torch.cat(flat, dim=2)

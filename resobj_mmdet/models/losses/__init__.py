@@ -1,0 +1,3 @@
+from .residual_objectness_loss import ResidualObjectnessLoss
+
+__all__ = ['ResidualObjectnessLoss']

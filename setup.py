@@ -1,0 +1,35 @@
+"""resobj-mmdet: Residual Objectness for MMDetection 3.x."""
+import os.path as osp
+
+from setuptools import find_packages, setup
+
+
+def version():
+    scope = {}
+    with open(osp.join(osp.dirname(__file__), 'resobj_mmdet', 'version.py')) as f:
+        exec(f.read(), scope)
+    return scope['__version__']
+
+
+setup(
+    name='resobj_mmdet',
+    version=version(),
+    description='Residual Objectness (Chen et al., Pattern Recognition 2022) '
+    'as an MMDetection 3.x plugin',
+    long_description=open('README.md').read() if osp.isfile('README.md') else '',
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['resobj_mmdet', 'resobj_mmdet.*']),
+    python_requires='>=3.8',
+    # torch is deliberately not listed: pip would replace a user's CUDA build.
+    # mmcv must be built with ops (tools/setup_env.sh does it).
+    install_requires=[
+        'mmengine>=0.10.7,<0.11',
+        'mmcv>=2.1.0,<2.2.0',
+        'mmdet>=3.3.0,<3.4',
+        'numpy<2',
+        'opencv-python<4.12',
+        'pycocotools',
+    ],
+    extras_require=dict(tests=['pytest', 'matplotlib'], mim=['openmim']),
+    license='Apache-2.0',
+    zip_safe=False)

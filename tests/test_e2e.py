@@ -1,0 +1,93 @@
+"""End to end: the demo config through mmengine's Runner and through mim."""
+import json
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from helpers import DEMO_RESOBJ, REPO, TINY_SPLITS, use_tiny_data
+
+
+def _weights(runner):
+    return {k: v.detach().clone() for k, v in runner.model.state_dict().items()}
+
+
+def test_train_eval_resume_test(tiny_shapes, tmp_path):
+    work = str(tmp_path / 'run')
+    cfg = use_tiny_data(Config.fromfile(DEMO_RESOBJ), tiny_shapes, work,
+                        max_iters=4, val_interval=4, ckpt_interval=2)
+    runner = Runner.from_cfg(cfg.copy())
+    runner.train()
+    assert runner.iter == 4
+    ckpt2, ckpt4 = osp.join(work, 'iter_2.pth'), osp.join(work, 'iter_4.pth')
+    assert osp.isfile(ckpt2) and osp.isfile(ckpt4)
+    final = _weights(runner)
+    scalars = runner.message_hub.log_scalars
+    assert 'val/coco/bbox_mAP' in scalars, sorted(scalars)
+    for key in ('loss_obj', 'loss_res1', 'loss_res2', 'loss_cls', 'loss_bbox'):
+        assert f'train/{key}' in scalars
+
+    # Resume from iteration 2 with torch's default weights_only loading.
+    cfg2 = cfg.copy()
+    cfg2.work_dir = str(tmp_path / 'resumed')
+    cfg2.resume = True
+    cfg2.load_from = ckpt2
+    resumed = Runner.from_cfg(cfg2)
+    resumed.train()
+    assert resumed.iter == 4
+    assert resumed.message_hub.get_info('iter') is not None
+    w = _weights(resumed)
+    assert w.keys() == final.keys()
+    assert all(torch.isfinite(v.float()).all() for v in w.values())
+
+    # Test from the checkpoint, as `mim test --checkpoint` does.
+    cfg3 = cfg.copy()
+    cfg3.work_dir = str(tmp_path / 'test')
+    cfg3.load_from = ckpt4
+    metrics = Runner.from_cfg(cfg3).test()
+    assert 0.0 <= metrics['coco/bbox_mAP'] <= 1.0
+
+
+@pytest.mark.skipif(shutil.which('mim') is None and not osp.isfile(
+    osp.join(osp.dirname(sys.executable), 'mim')), reason='openmim missing')
+def test_mim_train_and_test(tiny_shapes, tmp_path):
+    mim = shutil.which('mim') or osp.join(osp.dirname(sys.executable), 'mim')
+    root = tiny_shapes + '/'
+    opts = [
+        f'train_dataloader.dataset.data_root={root}',
+        f'val_dataloader.dataset.data_root={root}',
+        f'test_dataloader.dataset.data_root={root}',
+        f'train_dataloader.dataset.generate.splits.train={TINY_SPLITS["train"]}',
+        f'train_dataloader.dataset.generate.splits.val={TINY_SPLITS["val"]}',
+        f'val_dataloader.dataset.generate.splits.train={TINY_SPLITS["train"]}',
+        f'val_dataloader.dataset.generate.splits.val={TINY_SPLITS["val"]}',
+        f'test_dataloader.dataset.generate.splits.train={TINY_SPLITS["train"]}',
+        f'test_dataloader.dataset.generate.splits.val={TINY_SPLITS["val"]}',
+        f'val_evaluator.ann_file={root}annotations/val.json',
+        f'test_evaluator.ann_file={root}annotations/val.json',
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+        'model.test_cfg.score_thr=0.0',
+        'default_hooks.checkpoint.interval=1',
+        'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
+        'test_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'val_dataloader.persistent_workers=False',
+        'test_dataloader.persistent_workers=False',
+    ]
+    work = str(tmp_path / 'mim')
+    env = dict(os.environ, PYTHONPATH=REPO)
+    subprocess.run([mim, 'train', 'mmdet', DEMO_RESOBJ, '--work-dir', work,
+                    '--cfg-options', *opts], check=True, env=env, cwd=REPO)
+    ckpt = osp.join(work, 'epoch_1.pth')
+    assert osp.isfile(ckpt)
+    out = subprocess.run(
+        [mim, 'test', 'mmdet', DEMO_RESOBJ, '--checkpoint', ckpt, '--work-dir',
+         work, '--cfg-options', *opts],
+        check=True, env=env, cwd=REPO, capture_output=True, text=True)
+    assert 'coco/bbox_mAP' in out.stdout + out.stderr

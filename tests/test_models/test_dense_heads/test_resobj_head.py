@@ -1,0 +1,197 @@
+import pytest
+import torch
+from mmengine.config import ConfigDict
+from mmengine.structures import InstanceData
+
+from mmdet.registry import MODELS
+from resobj_mmdet.models.dense_heads import ResObjHead
+
+IMG_METAS = [{
+    'img_shape': (64, 64, 3),
+    'pad_shape': (64, 64, 3),
+    'scale_factor': (1.0, 1.0),
+}]
+
+
+def make_head(num_steps=2, detach_residual=True, **kwargs):
+    cfg = dict(
+        type='ResObjHead',
+        num_classes=3,
+        in_channels=8,
+        feat_channels=8,
+        stacked_convs=1,
+        residual_objectness=dict(
+            num_steps=num_steps, detach_residual=detach_residual),
+        anchor_generator=dict(
+            type='AnchorGenerator',
+            octave_base_scale=4,
+            scales_per_octave=1,
+            ratios=[1.0],
+            strides=[8, 16]),
+        train_cfg=ConfigDict(
+            assigner=dict(
+                type='MaxIoUAssigner',
+                pos_iou_thr=0.5,
+                neg_iou_thr=0.4,
+                min_pos_iou=0,
+                ignore_iof_thr=-1),
+            sampler=dict(type='PseudoSampler'),
+            allowed_border=-1,
+            pos_weight=-1,
+            debug=False),
+        test_cfg=ConfigDict(
+            nms_pre=1000,
+            min_bbox_size=0,
+            score_thr=0.0,
+            nms=dict(type='nms', iou_threshold=0.5),
+            max_per_img=1000))
+    cfg.update(kwargs)
+    head = MODELS.build(cfg)
+    head.init_weights()
+    return head
+
+
+def feats():
+    torch.manual_seed(1)
+    return [torch.rand(1, 8, 8, 8), torch.rand(1, 8, 4, 4)]
+
+
+def gt(boxes, labels):
+    inst = InstanceData()
+    inst.bboxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    inst.labels = torch.tensor(labels, dtype=torch.long)
+    return inst
+
+
+def losses_of(head, gt_instances):
+    outs = head(feats())
+    return head.loss_by_feat(*outs, [gt_instances], IMG_METAS)
+
+
+def total(value):
+    return sum(value) if isinstance(value, (list, tuple)) else value
+
+
+def test_forward_shapes():
+    head = make_head(num_steps=2)
+    cls_scores, bbox_preds, obj_preds = head(feats())
+    assert [c.shape for c in cls_scores] == [(1, 3, 8, 8), (1, 3, 4, 4)]
+    assert [b.shape for b in bbox_preds] == [(1, 4, 8, 8), (1, 4, 4, 4)]
+    assert [o.shape for o in obj_preds] == [(1, 3, 8, 8), (1, 3, 4, 4)]
+
+
+def test_empty_gt_semantics():
+    head = make_head()
+    empty = losses_of(head, gt([], []))
+    # Negatives give no class and no box loss: exactly zero without GT.
+    assert total(empty['loss_cls']).item() == 0
+    assert total(empty['loss_bbox']).item() == 0
+    assert empty['loss_obj'].item() > 0
+    # No positive: the gate holds every anchor (no_pos_gate='all').
+    assert empty['loss_res1'].item() > 0 and empty['loss_res2'].item() > 0
+
+    one = losses_of(head, gt([[20.0, 20.0, 52.0, 52.0]], [1]))
+    for key in ('loss_cls', 'loss_bbox', 'loss_obj', 'loss_res1',
+                'loss_res2'):
+        assert total(one[key]).item() > 0, key
+
+
+def _grads(head, loss):
+    head.zero_grad()
+    loss.backward()
+    return {
+        name: (p.grad is not None and p.grad.abs().sum().item() > 0)
+        for name, p in head.named_parameters()
+    }
+
+
+@pytest.mark.parametrize('detach', [True, False])
+def test_gradient_isolation(detach):
+    head = make_head(num_steps=2, detach_residual=detach)
+    losses = losses_of(head, gt([[20.0, 20.0, 52.0, 52.0]], [1]))
+    flows = _grads(head, losses['loss_res1'] + losses['loss_res2'])
+    upstream = [n for n in flows
+                if n.startswith(('res_obj.obj_', 'cls_convs', 'retina_cls'))]
+    upstream_tower = [n for n in upstream if not n.startswith('retina_cls')]
+    assert upstream_tower
+    if detach:
+        assert not any(flows[n] for n in upstream), \
+            [n for n in upstream if flows[n]]
+    else:
+        assert all(flows[n] for n in upstream_tower), \
+            [n for n in upstream_tower if not flows[n]]
+    # Residual subnets always learn from their own loss.
+    assert all(flows[n] for n in flows if n.startswith('res_obj.res_'))
+    if detach:
+        # Step 2's loss does not reach step 1's subnet either.
+        losses = losses_of(head, gt([[20.0, 20.0, 52.0, 52.0]], [1]))
+        flows = _grads(head, losses['loss_res2'])
+        assert not any(flows[n] for n in flows
+                       if n.startswith(('res_obj.res_towers.0',
+                                        'res_obj.res_logits.0')))
+
+
+def test_objectness_loss_reaches_class_tower():
+    head = make_head()
+    losses = losses_of(head, gt([[20.0, 20.0, 52.0, 52.0]], [1]))
+    flows = _grads(head, losses['loss_obj'])
+    assert flows['res_obj.obj_logit.weight'] and flows['cls_convs.0.conv.weight']
+
+
+@pytest.mark.parametrize('step', [0, 1, -1])
+def test_predict_score_formula(step):
+    head = make_head(num_steps=2).eval()
+    with torch.no_grad():
+        cls_scores, bbox_preds, obj_preds = head(feats())
+        # Distinct, spread scores (the freshly initialised ones are flat).
+        torch.manual_seed(3)
+        cls_scores = [torch.randn_like(c) * 3 for c in cls_scores]
+        obj_preds = [torch.randn_like(o) * 3 for o in obj_preds]
+        results = head.predict_by_feat(
+            cls_scores, bbox_preds, obj_preds, batch_img_metas=IMG_METAS,
+            with_nms=False, step=step)[0]
+    t = step % 3
+    expected = []
+    for c, o in zip(cls_scores, obj_preds):
+        obj = o[0, t:t + 1].sigmoid()  # A = 1
+        expected.append((c[0].sigmoid() * obj).permute(1, 2, 0).reshape(-1))
+    expected = torch.cat(expected).sort(descending=True).values
+    num = 8 * 8 * 3 + 4 * 4 * 3
+    assert len(results) == num
+    assert results.bboxes.shape == (num, 4)
+    assert results.labels.shape == (num, )
+    torch.testing.assert_close(
+        results.scores.sort(descending=True).values, expected,
+        rtol=1e-5, atol=1e-7)
+
+
+def test_predict_with_nms():
+    head = make_head().eval()
+    with torch.no_grad():
+        results = head.predict_by_feat(
+            *head(feats()), batch_img_metas=IMG_METAS, rescale=False)
+    assert len(results) == 1
+    assert results[0].bboxes.shape[1] == 4
+    assert len(results[0]) <= 1000
+
+
+def test_bad_step():
+    head = make_head(num_steps=1)
+    with pytest.raises(ValueError, match='step'):
+        head.predict_by_feat(*head(feats()), batch_img_metas=IMG_METAS,
+                             step=2)
+
+
+def test_softmax_class_loss_rejected():
+    with pytest.raises(ValueError, match='loss_cls'):
+        make_head(loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False))
+
+
+def test_class_prior_is_one_over_k():
+    head = make_head()
+    p = head.retina_cls.bias.sigmoid()
+    assert torch.allclose(p, torch.full_like(p, 1 / 3), atol=1e-5)
+
+
+def test_registered():
+    assert MODELS.get('ResObjHead') is ResObjHead

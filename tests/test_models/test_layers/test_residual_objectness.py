@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from resobj_mmdet.models.layers import (ResidualObjectness,
+                                        flatten_objectness)
+
+
+@pytest.mark.parametrize('residual_input', ['objectness', 'class', 'chain'])
+@pytest.mark.parametrize('num_steps', [0, 1, 3])
+def test_output_is_cumulative(residual_input, num_steps):
+    torch.manual_seed(0)
+    m = ResidualObjectness(
+        in_channels=8, num_anchors=3, num_steps=num_steps, feat_channels=6,
+        residual_input=residual_input)
+    m.init_weights()
+    out = m(torch.randn(2, 8, 5, 7))
+    assert out.shape == (2, (num_steps + 1) * 3, 5, 7)
+    steps = m.split_steps(out)
+    assert len(steps) == num_steps + 1
+    # Residual logit biases start at 0 and weights are tiny: o_t ~= o_0.
+    for s in steps[1:]:
+        assert torch.allclose(s, steps[0], atol=5e-2)
+
+
+def test_init_priors():
+    m = ResidualObjectness(in_channels=4, num_anchors=2, num_steps=2,
+                           feat_channels=4, obj_prior_prob=0.01)
+    m.init_weights()
+    assert torch.allclose(m.obj_logit.bias,
+                          torch.full((2, ), -4.59512), atol=1e-4)
+    for conv in m.res_logits:
+        assert torch.count_nonzero(conv.bias) == 0
+
+
+def test_lite_residual_has_no_hidden_conv():
+    m = ResidualObjectness(in_channels=8, num_anchors=1, num_steps=2,
+                           feat_channels=8, res_convs=0)
+    assert all(len(t) == 0 for t in m.res_towers)
+    assert m(torch.randn(1, 8, 4, 4)).shape == (1, 3, 4, 4)
+
+
+def test_external_objectness():
+    m = ResidualObjectness(in_channels=8, num_anchors=2, num_steps=1,
+                           feat_channels=8, with_objectness_subnet=False)
+    o0 = torch.randn(1, 2, 4, 4)
+    out = m(torch.randn(1, 8, 4, 4), obj_logit=o0)
+    assert torch.equal(out[:, :2], o0)
+    with pytest.raises(ValueError, match='obj_logit'):
+        m(torch.randn(1, 8, 4, 4))
+
+
+def test_flatten_matches_anchor_order():
+    # mmdet orders anchors per level as (y, x, anchor).
+    t, a = 1, 2
+    lvl = torch.arange(2 * (t + 1) * a * 3 * 4).float().reshape(
+        2, (t + 1) * a, 3, 4)
+    flat = flatten_objectness([lvl, lvl[:, :, :1, :1]], t)
+    assert flat.shape == (2, t + 1, 3 * 4 * a + a)
+    step1 = lvl[:, a:2 * a].permute(0, 2, 3, 1).reshape(2, -1)
+    assert torch.equal(flat[:, 1, :24], step1)
+
+
+@pytest.mark.parametrize('value, exc', [(-1, ValueError), (1.5, TypeError),
+                                        ('2', TypeError), (True, TypeError)])
+def test_bad_num_steps_names_field(value, exc):
+    with pytest.raises(exc, match='num_steps'):
+        ResidualObjectness(in_channels=8, num_anchors=1, num_steps=value)
+
+
+def test_unknown_residual_input_names_field():
+    with pytest.raises(ValueError, match='residual_input'):
+        ResidualObjectness(in_channels=8, num_anchors=1,
+                           residual_input='box')

@@ -1,0 +1,145 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from resobj_mmdet.models.losses import ResidualObjectnessLoss
+
+
+def bce(x, y):
+    """Hand BCE-with-logits of one scalar."""
+    return math.log1p(math.exp(-x)) if y else math.log1p(math.exp(x))
+
+
+def test_gated_set_hand_computed():
+    # One image, 5 anchors, T = 1. Positives: anchors 0 and 2.
+    o0 = [2.0, -1.0, 0.5, -3.0, 1.0]
+    r1 = [0.3, 5.0, 1.0, 2.0, -2.0]
+    labels = [1, 0, 1, 0, 0]
+    logits = torch.tensor([[o0, [a + b for a, b in zip(o0, r1)]]])
+    out = ResidualObjectnessLoss()(
+        logits, torch.tensor([labels]), avg_factor=2)
+    exp_obj = sum(bce(x, y) for x, y in zip(o0, labels)) / 2
+    # minp = min(o0[0], o0[2]) = 0.5 -> gate = {0, 2, 4}; anchor 1 (which r1
+    # would push up) and anchor 3 are easy negatives, outside the gate.
+    gate = [0, 2, 4]
+    exp_res = sum(bce(o0[i] + r1[i], labels[i]) for i in gate) / 2
+    assert set(out) == {'loss_obj', 'loss_res1'}
+    assert out['loss_obj'].item() == pytest.approx(exp_obj, rel=1e-6)
+    assert out['loss_res1'].item() == pytest.approx(exp_res, rel=1e-6)
+    gates = ResidualObjectnessLoss.gates(logits, torch.tensor([labels]),
+                                         torch.ones(1, 5))
+    assert gates[0, 0].tolist() == [True, False, True, False, True]
+
+
+def test_two_steps_gate_uses_previous_step():
+    # T = 2: S_2 is computed from o_1, not o_0.
+    o0 = torch.tensor([0.0, 1.0, -1.0])
+    o1 = torch.tensor([2.0, 1.0, -1.5])  # positive anchor 0 rises to 2
+    o2 = o1 + torch.tensor([0.5, -0.5, 0.1])
+    labels = torch.tensor([[1, 0, 0]])
+    gates = ResidualObjectnessLoss.gates(
+        torch.stack([o0, o1, o2])[None], labels, torch.ones(1, 3))
+    assert gates[0, 0].tolist() == [True, True, False]  # minp(o0) = 0
+    assert gates[0, 1].tolist() == [True, False, False]  # minp(o1) = 2
+    out = ResidualObjectnessLoss(res_loss_weight=0.5)(
+        torch.stack([o0, o1, o2])[None], labels, avg_factor=1)
+    assert out['loss_res2'].item() == pytest.approx(0.5 * bce(2.5, 1))
+    assert out['loss_res1'].item() == pytest.approx(
+        0.5 * (bce(2.0, 1) + bce(1.0, 0)))
+
+
+def test_image_without_positive():
+    # Image 0 has a positive, image 1 has none.
+    logits = torch.tensor([[[1.0, -2.0], [1.5, -2.5]],
+                           [[0.3, -4.0], [0.1, -3.0]]])
+    labels = torch.tensor([[1, 0], [0, 0]])
+    out_all = ResidualObjectnessLoss(no_pos_gate='all')(
+        logits, labels, avg_factor=1)
+    out_none = ResidualObjectnessLoss(no_pos_gate='none')(
+        logits, labels, avg_factor=1)
+    img0 = bce(1.5, 1)  # gate of image 0: only the positive
+    img1 = bce(0.1, 0) + bce(-3.0, 0)  # 'all': every anchor of image 1
+    assert out_all['loss_res1'].item() == pytest.approx(img0 + img1)
+    assert out_none['loss_res1'].item() == pytest.approx(img0)
+    # Objectness loss is identical either way.
+    assert out_all['loss_obj'].item() == pytest.approx(
+        out_none['loss_obj'].item())
+
+
+def test_no_positive_anywhere_is_finite():
+    logits = torch.randn(2, 3, 50)
+    labels = torch.zeros(2, 50)
+    out = ResidualObjectnessLoss()(logits, labels, avg_factor=0)
+    # avg_factor 0 is clamped to 1, not divided by eps.
+    exp = F.binary_cross_entropy_with_logits(
+        logits[:, 0], labels, reduction='sum')
+    assert out['loss_obj'].item() == pytest.approx(exp.item(), rel=1e-5)
+    assert all(torch.isfinite(v) and v > 0 for v in out.values())
+
+
+def test_ignored_anchors():
+    # Anchor 1 is ignored (weight 0) although it has the highest logit and
+    # even a positive label: it enters no loss and does not set minp.
+    o0 = [0.5, 9.0, -1.0, 2.0]
+    o1 = [1.0, 9.5, -0.5, 2.5]
+    labels = torch.tensor([[1, 1, 0, 0]])
+    weights = torch.tensor([[1.0, 0.0, 1.0, 1.0]])
+    logits = torch.tensor([[o0, o1]])
+    out = ResidualObjectnessLoss()(logits, labels, weights, avg_factor=1)
+    assert out['loss_obj'].item() == pytest.approx(
+        bce(0.5, 1) + bce(-1.0, 0) + bce(2.0, 0))
+    assert out['loss_res1'].item() == pytest.approx(bce(1.0, 1) +
+                                                    bce(2.5, 0))
+    gates = ResidualObjectnessLoss.gates(logits, labels, weights)
+    assert gates[0, 0].tolist() == [True, False, False, True]
+
+
+def test_t0_equals_plain_bce():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 1, 40)
+    labels = (torch.rand(3, 40) > 0.8).float()
+    weights = (torch.rand(3, 40) > 0.1).float()
+    out = ResidualObjectnessLoss(loss_weight=2.0)(
+        logits, labels, weights, avg_factor=7)
+    exp = F.binary_cross_entropy_with_logits(
+        logits[:, 0], labels, weights, reduction='sum') / 7
+    assert set(out) == {'loss_obj'}
+    torch.testing.assert_close(out['loss_obj'], 2.0 * exp)
+
+
+def test_mean_without_avg_factor_and_sum():
+    logits = torch.tensor([[[1.0, -1.0]]])
+    labels = torch.tensor([[1, 0]])
+    mean = ResidualObjectnessLoss()(logits, labels)['loss_obj']
+    total = ResidualObjectnessLoss(reduction='sum')(logits, labels)['loss_obj']
+    assert mean.item() == pytest.approx(bce(1.0, 1))  # (2 * bce(1,1)) / 2
+    assert total.item() == pytest.approx(2 * bce(1.0, 1))
+
+
+def test_low_precision_inputs():
+    logits = torch.randn(2, 3, 30).to(torch.bfloat16)
+    labels = (torch.rand(2, 30) > 0.7).float()
+    out = ResidualObjectnessLoss()(logits, labels, avg_factor=3)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v)
+               for v in out.values())
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(no_pos_gate='batch'), 'no_pos_gate'),
+    (dict(reduction='none'), 'reduction'),
+])
+def test_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ResidualObjectnessLoss(**kwargs)
+
+
+def test_bad_shapes_name_the_argument():
+    loss = ResidualObjectnessLoss()
+    with pytest.raises(ValueError, match='`logits`'):
+        loss(torch.zeros(2, 10), torch.zeros(2, 10))
+    with pytest.raises(ValueError, match='`labels`'):
+        loss(torch.zeros(2, 3, 10), torch.zeros(2, 9))
+    with pytest.raises(ValueError, match='`weights`'):
+        loss(torch.zeros(2, 3, 10), torch.zeros(2, 10), torch.ones(10))

@@ -1,0 +1,54 @@
+import io
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer
+
+import resobj_mmdet  # noqa: F401  (allowlists on import)
+
+
+def _roundtrip(obj):
+    data = io.BytesIO()
+    torch.save(obj, data)
+    data.seek(0)
+    return torch.load(data, weights_only=True)
+
+
+def test_history_buffer_loads_weights_only():
+    buf = HistoryBuffer()
+    buf.update(1.5)
+    buf.update(np.float64(2.0))
+    loaded = _roundtrip(
+        dict(message_hub=dict(log_scalars={'loss': buf}),
+             arr=np.arange(3, dtype=np.float32), scalar=np.float64(0.5)))
+    hub_buf = loaded['message_hub']['log_scalars']['loss']
+    assert hub_buf.mean() == pytest.approx(1.75)
+    assert hub_buf.statistics('max') == pytest.approx(2.0)
+    assert loaded['arr'].tolist() == [0.0, 1.0, 2.0]
+    assert loaded['scalar'] == 0.5
+
+
+class EvilGlobal:
+
+    def __reduce__(self):
+        return (print, ('code ran', ))
+
+
+class EvilGetattr:
+    """Asks the restricted getattr for something other than a statistic."""
+
+    def __reduce__(self):
+        return (getattr, (HistoryBuffer, '__init__'))
+
+
+def test_unexpected_global_still_refused(capsys):
+    with pytest.raises(pickle.UnpicklingError, match='print'):
+        _roundtrip({'x': EvilGlobal()})
+    assert 'code ran' not in capsys.readouterr().out
+
+
+def test_getattr_restricted_to_history_buffer_statistics():
+    with pytest.raises(pickle.UnpicklingError, match='__init__'):
+        _roundtrip({'x': EvilGetattr()})

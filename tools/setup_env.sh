@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Idempotent environment setup for resobj-mmdet.
+#
+# Creates (or reuses) a virtual environment and installs the tested stack:
+# torch (only if none is importable there), numpy<2, mmengine 0.10.7,
+# mmcv 2.1.0 with compiled ops (built from source when no wheel is available),
+# mmdet 3.3.0, pycocotools, openmim and this project in editable mode.
+# A second run with everything installed only checks versions (seconds).
+#
+# Environment:
+#   VENV=path      virtual environment to create/reuse (default: <repo>/.venv).
+#                  Point it at an existing env that holds your CUDA torch to
+#                  keep that torch: it is never replaced.
+#   TORCH_SPEC=..  what to install when no torch is importable
+#                  (default: torch==2.13.0, the CPU build on these machines).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
+PYTHON_BIN="${PYTHON_BIN:-python3}"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+start=$(date +%s)
+
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating virtual environment $VENV"
+    "$PYTHON_BIN" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip install --disable-pip-version-check -q)
+
+have() {  # have <python code that raises when unmet>; run from / so that the
+           # current directory cannot satisfy an import.
+    (cd / && "$PY" - <<PYEOF >/dev/null 2>&1
+$1
+PYEOF
+    )
+}
+
+# 1. torch: keep whatever torch is already importable (a user's CUDA build).
+if have "import torch"; then
+    log "torch $("$PY" -c 'import torch; print(torch.__version__)') already present: kept"
+else
+    log "installing $TORCH_SPEC"
+    "${PIP[@]}" "$TORCH_SPEC"
+fi
+
+# 2. Build prerequisites. torch>=2.6 wants setuptools>=77.0.3; mmcv 2.1.0's
+#    setup.py imports pkg_resources, which setuptools>=81 no longer ships.
+if ! have "
+import numpy, setuptools, wheel, ninja
+from packaging.version import Version as V
+assert V(numpy.__version__) < V('2')
+assert V('77.0.3') <= V(setuptools.__version__) < V('81')
+"; then
+    log "installing build prerequisites (numpy<2, setuptools, wheel, ninja)"
+    "${PIP[@]}" "numpy<2" "setuptools>=77.0.3,<81" wheel ninja packaging
+fi
+
+# 3. mmengine (before mmcv: mmcv's build imports nothing from it, but its
+#    runtime does).
+if ! have "import mmengine; assert mmengine.__version__ == '0.10.7'"; then
+    log "installing mmengine 0.10.7 and opencv-python<4.12 (>=4.12 needs numpy 2)"
+    "${PIP[@]}" "mmengine==0.10.7" "opencv-python<4.12" "numpy<2"
+fi
+
+# 4. mmcv with compiled ops. No wheel for this torch exists, so pip builds the
+#    sdist against the installed torch (~13 min on 2 cores the first time; then
+#    pip's wheel cache makes it seconds).
+if ! have "
+import mmcv; assert mmcv.__version__ == '2.1.0'
+from mmcv.ops import nms, RoIAlign  # the compiled extension
+"; then
+    log "building mmcv 2.1.0 with ops (first time ~13 min on 2 cores)"
+    MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+        "${PIP[@]}" --no-build-isolation "mmcv==2.1.0"
+fi
+
+# 5. mmdet, pycocotools, test tools.
+if ! have "
+import mmdet, pycocotools, pytest, matplotlib
+assert mmdet.__version__ == '3.3.0'
+"; then
+    log "installing mmdet 3.3.0, pycocotools, pytest"
+    "${PIP[@]}" "mmdet==3.3.0" pycocotools "numpy<2" "opencv-python<4.12" \
+        "setuptools>=77.0.3,<81" pytest matplotlib
+fi
+
+# 6. openmim, without its opendatalab -> openxlab chain, which pins
+#    setuptools~=60.2 and would break torch's setuptools requirement.
+#    `mim train/test` need only the dependencies listed here.
+if ! have "import mim, click, modelindex, tabulate, rich, pandas"; then
+    log "installing openmim (without opendatalab)"
+    "${PIP[@]}" --no-deps "openmim==0.3.9"
+    "${PIP[@]}" click colorama model-index pandas requests rich tabulate \
+        "numpy<2" "setuptools>=77.0.3,<81"
+fi
+
+# 7. This project, editable.
+if ! have "
+import resobj_mmdet, os
+assert os.path.realpath(os.path.dirname(resobj_mmdet.__file__)).startswith(os.path.realpath('$ROOT'))
+"; then
+    log "installing resobj_mmdet (editable)"
+    "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
+fi
+
+"$PY" - <<'PYEOF'
+import torch, mmcv, mmdet, mmengine, numpy
+print(f'[setup] ready: torch {torch.__version__}, mmcv {mmcv.__version__}, '
+      f'mmengine {mmengine.__version__}, mmdet {mmdet.__version__}, '
+      f'numpy {numpy.__version__}')
+PYEOF
+log "done in $(( $(date +%s) - start )) s (venv: $VENV)"
