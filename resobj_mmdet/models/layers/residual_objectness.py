@@ -244,10 +244,6 @@ def flatten_objectness(obj_preds: List[Tensor], num_steps: int) -> Tensor:
         n, c, h, w = pred.shape
         a = c // (num_steps + 1)
         # (N, T+1, A, H, W) -> (N, T+1, H, W, A) -> (N, T+1, H*W*A)
-        flat.append(
-            pred.reshape(n, num_steps + 1, a, h, w).permute(0, 1, 3, 4,
-                                                             2).reshape(
-                                                                 n,
-                                                                 num_steps + 1,
-                                                                 -1))
+        pred = pred.reshape(n, num_steps + 1, a, h, w).permute(0, 1, 3, 4, 2)
+        flat.append(pred.reshape(n, num_steps + 1, -1))
     return torch.cat(flat, dim=2)

@@ -101,7 +101,9 @@ class ResidualObjectnessLoss(nn.Module):
                 logits: Tensor,
                 labels: Tensor,
                 weights: Optional[Tensor] = None,
-                avg_factor: Optional[float] = None) -> Dict[str, Tensor]:
+                avg_factor: Optional[float] = None,
+                reduction_override: Optional[str] = None
+                ) -> Dict[str, Tensor]:
         """Compute the objectness and per-step residual losses.
 
         Args:
@@ -114,6 +116,8 @@ class ResidualObjectnessLoss(nn.Module):
                 gate. Defaults to all ones.
             avg_factor (float, optional): Normaliser of the ``'mean'``
                 reduction (clamped to >= 1). None averages over elements.
+            reduction_override (str, optional): ``'mean'`` or ``'sum'`` for
+                this call instead of ``self.reduction``.
 
         Returns:
             dict[str, Tensor]: ``loss_obj`` and ``loss_res{t}`` for
@@ -135,12 +139,17 @@ class ResidualObjectnessLoss(nn.Module):
         logits = logits.float()
         weights = weights.float()
         targets = labels.float()
-        if avg_factor is not None and self.reduction == 'mean':
-            avg_factor = max(float(avg_factor), 1.0) if not isinstance(
-                avg_factor, Tensor) else avg_factor.float().clamp(min=1.0)
-        reduction = self.reduction
+        if reduction_override not in (None, 'mean', 'sum'):
+            raise ValueError('ResidualObjectnessLoss: `reduction_override` '
+                             f"must be 'mean' or 'sum', got "
+                             f'{reduction_override!r}')
+        reduction = reduction_override or self.reduction
         if reduction == 'sum':
             avg_factor = None
+        elif isinstance(avg_factor, Tensor):
+            avg_factor = avg_factor.float().clamp(min=1.0)
+        elif avg_factor is not None:
+            avg_factor = max(float(avg_factor), 1.0)
 
         bce = F.binary_cross_entropy_with_logits(
             logits, targets[:, None].expand_as(logits), reduction='none')

@@ -195,3 +195,13 @@ def test_class_prior_is_one_over_k():
 
 def test_registered():
     assert MODELS.get('ResObjHead') is ResObjHead
+
+
+@pytest.mark.parametrize('residual_objectness, exc, field', [
+    (dict(num_steps=-1), ValueError, 'num_steps'),
+    (dict(num_steps=2.0), TypeError, 'num_steps'),
+    (dict(residual_input='box'), ValueError, 'residual_input'),
+])
+def test_bad_head_config_names_field(residual_objectness, exc, field):
+    with pytest.raises(exc, match=field):
+        make_head(residual_objectness=residual_objectness)
