@@ -8,8 +8,10 @@ classes that mmengine checkpoints pickle, so that ``torch.load`` with
 """
 from .version import __version__
 from .utils import register_safe_globals
-from . import datasets, models  # noqa: F401  (registers modules)
+from . import datasets, evaluation, models  # noqa: F401  (registers modules)
 
 register_safe_globals()
 
-__all__ = ['__version__', 'datasets', 'models', 'register_safe_globals']
+__all__ = [
+    '__version__', 'datasets', 'evaluation', 'models', 'register_safe_globals'
+]

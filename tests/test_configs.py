@@ -19,7 +19,13 @@ def test_configs_found():
             'resobj-retinanet-t0_r50_fpn_1x_coco.py',
             'resobj-retinanet-t1_r50_fpn_1x_coco.py',
             'resobj-retinanet-t3_r50_fpn_1x_coco.py',
-            'resobj-retinanet_r101_fpn_1x_coco.py'} <= names
+            'resobj-retinanet_r101_fpn_1x_coco.py',
+            'resobj-yolov3_d53_8xb8-ms-608-273e_coco.py',
+            'resobj-yolov3_d53_8xb8-320-273e_coco.py',
+            'resobj-yolov3_mobilenetv2_8xb24-ms-416-300e_coco.py',
+            'resobj-rpn_r50_fpn_1x_coco.py',
+            'resobj-faster-rcnn_r50_fpn_1x_coco.py',
+            'resobj-faster-rcnn_r101_fpn_1x_coco.py'} <= names
 
 
 @pytest.mark.parametrize('path', CONFIGS,
@@ -29,15 +35,24 @@ def test_config_loads_and_builds(path):
     assert cfg.custom_imports == dict(imports=['resobj_mmdet'],
                                       allow_failed_imports=False)
     model = MODELS.build(cfg.model)
-    head = model.bbox_head
-    if 'resobj' in osp.basename(path):
-        assert type(head).__name__ == 'ResObjHead'
+    name = osp.basename(path)
+    head = getattr(model, 'rpn_head', None) or model.bbox_head
+    if name.startswith('resobj'):
+        if 'yolov3' in name:
+            expected_type = 'ResObjYOLOV3Head'
+        elif 'rpn' in name or 'faster-rcnn' in name:
+            expected_type = 'ResObjRPNHead'
+        else:
+            expected_type = 'ResObjHead'
+        assert type(head).__name__ == expected_type
         assert head.loss_cls.use_sigmoid
-        name = osp.basename(path)
         expected = {'-t0_': 0, '-t1_': 1, '-t3_': 3}
         steps = next((v for k, v in expected.items() if k in name), 2)
         assert head.num_steps == steps
-        assert head.res_obj.detach_residual
+        modules = getattr(head, 'res_objs', None) or [head.res_obj]
+        assert all(m.detach_residual for m in modules)
+    else:
+        assert not hasattr(head, 'num_steps')
 
 
 def test_coco_config_trains_on_embedded_dataset(tiny_shapes, tmp_path):
@@ -62,3 +77,34 @@ def test_coco_config_trains_on_embedded_dataset(tiny_shapes, tmp_path):
     for key in ('loss_obj', 'loss_res1', 'loss_res2', 'loss_cls', 'loss_bbox'):
         value = scalars[f'train/{key}'].current()
         assert torch.isfinite(torch.tensor(value)), key
+
+
+def _samplers(cfg):
+    """Every sampler config found anywhere under ``cfg``."""
+    if isinstance(cfg, dict):
+        found = [cfg] if 'Sampler' in str(cfg.get('type', '')) else []
+        for value in cfg.values():
+            found += _samplers(value)
+        return found
+    if isinstance(cfg, (list, tuple)):
+        return [s for value in cfg for s in _samplers(value)]
+    return []
+
+
+RPN_RESOBJ = [
+    p for p in CONFIGS if osp.basename(p).startswith('resobj') and (
+        'rpn' in osp.basename(p) or 'faster-rcnn' in osp.basename(p))
+]
+
+
+@pytest.mark.parametrize('path', RPN_RESOBJ,
+                         ids=[osp.basename(p) for p in RPN_RESOBJ])
+def test_resobj_rpn_has_no_random_sampler(path):
+    cfg = Config.fromfile(path)
+    rpn_cfgs = [cfg.model.train_cfg.rpn]
+    assert [s['type'] for s in _samplers(rpn_cfgs)] == ['PseudoSampler']
+    assert cfg.model.rpn_head.type == 'ResObjRPNHead'
+    if 'faster-rcnn' in osp.basename(path):
+        # The R-CNN stage keeps its own sampler.
+        assert cfg.model.train_cfg.rcnn.sampler.type == 'RandomSampler'
+    assert len(RPN_RESOBJ) >= 4

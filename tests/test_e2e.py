@@ -1,17 +1,36 @@
 """End to end: the demo config through mmengine's Runner and through mim."""
-import json
+import glob
 import os
 import os.path as osp
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 from helpers import DEMO_RESOBJ, REPO, TINY_SPLITS, use_tiny_data
+
+
+DEMOS = sorted(glob.glob(osp.join(REPO, 'configs', 'demo', '*.py')))
+
+
+@pytest.mark.parametrize('path', DEMOS, ids=[osp.basename(p) for p in DEMOS])
+def test_demo_config_trains_and_evaluates(path, tiny_shapes, tmp_path):
+    cfg = use_tiny_data(Config.fromfile(path), tiny_shapes, str(tmp_path),
+                        max_iters=2)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    scalars = runner.message_hub.log_scalars
+    assert runner.iter == 2
+    assert 'val/coco/bbox_mAP' in scalars
+    losses = [k for k in scalars if k.startswith('train/loss')]
+    assert all(np.isfinite(scalars[k].current()) for k in losses)
+    if osp.basename(path).startswith('resobj'):
+        assert {'train/loss_res1', 'train/loss_res2'} <= set(losses)
 
 
 def _weights(runner):

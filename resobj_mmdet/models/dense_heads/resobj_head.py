@@ -8,11 +8,11 @@ from mmengine.config import ConfigDict
 from torch import Tensor
 
 from mmdet.models.dense_heads import RetinaHead
-from mmdet.models.utils import multi_apply, images_to_levels
+from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import cat_boxes
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
-from ..layers.residual_objectness import flatten_objectness
+from ..layers.residual_objectness import cumulative_objectness
+from .resobj_mixin import ResObjMixin
 
 
 def joint_score_logit(cls_score: Tensor, obj_logit: Tensor) -> Tensor:
@@ -38,7 +38,7 @@ def joint_score_logit(cls_score: Tensor, obj_logit: Tensor) -> Tensor:
 
 
 @MODELS.register_module()
-class ResObjHead(RetinaHead):
+class ResObjHead(ResObjMixin, RetinaHead):
     """RetinaNet head with residual objectness instead of focal loss.
 
     Imbalance transfer: the class branch predicts P(class | object) and is
@@ -88,10 +88,7 @@ class ResObjHead(RetinaHead):
                 'ResObjHead: `loss_cls` must be a sigmoid loss '
                 '(use_sigmoid=True): background is modelled by the '
                 f'objectness, not by a softmax class; got {loss_cls}')
-        if not isinstance(residual_objectness, dict):
-            raise TypeError('ResObjHead: `residual_objectness` must be a '
-                            f'config dict, got {residual_objectness!r}')
-        self.residual_objectness_cfg = ConfigDict(residual_objectness)
+        self._set_residual_objectness_cfg(residual_objectness)
         if init_cfg is None:
             if cls_prior_prob is None:
                 cls_prior_prob = 1.0 / num_classes if num_classes > 1 else 0.5
@@ -109,22 +106,15 @@ class ResObjHead(RetinaHead):
             **kwargs)
         self.loss_objectness = MODELS.build(loss_objectness)
 
-    @property
-    def num_steps(self) -> int:
-        """Number of residual steps ``T``."""
-        return self.res_obj.num_steps
-
     def _init_layers(self) -> None:
         """Build RetinaNet's towers and the residual objectness module."""
         super()._init_layers()
-        cfg = self.residual_objectness_cfg.copy()
-        cfg.setdefault('type', 'ResidualObjectness')
-        cfg.setdefault('feat_channels', self.feat_channels)
-        cfg.update(
-            in_channels=self.feat_channels if self.stacked_convs > 0 else
-            self.in_channels,
-            num_anchors=self.num_base_priors)
-        self.res_obj = MODELS.build(cfg)
+        self.res_obj = self._build_residual_objectness(
+            dict(
+                in_channels=self.feat_channels
+                if self.stacked_convs > 0 else self.in_channels,
+                num_anchors=self.num_base_priors),
+            feat_channels=self.feat_channels)
 
     def forward_single(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """Forward one feature level.
@@ -136,7 +126,7 @@ class ResObjHead(RetinaHead):
             tuple[Tensor]:
                 - cls_score: (N, A*K, H, W) logits of P(class | object).
                 - bbox_pred: (N, A*4, H, W) box deltas.
-                - obj_pred: (N, (T+1)*A, H, W) cumulative objectness logits,
+                - obj_pred: (N, (T+1)*A, H, W) ``[o_0, r_1..r_T]`` objectness logits,
                   step-major (see :class:`ResidualObjectness`).
         """
         cls_feat = x
@@ -171,22 +161,10 @@ class ResObjHead(RetinaHead):
             dict[str, Tensor | list[Tensor]]: ``loss_cls`` and ``loss_bbox``
             per level, ``loss_obj`` and ``loss_res1..T``.
         """
-        featmap_sizes = [featmap.size()[-2:] for featmap in cls_scores]
-        assert len(featmap_sizes) == self.prior_generator.num_levels
-        anchor_list, valid_flag_list = self.get_anchors(
-            featmap_sizes, batch_img_metas, device=cls_scores[0].device)
-        (labels_list, label_weights_list, bbox_targets_list,
-         bbox_weights_list, avg_factor) = self.get_targets(
-             anchor_list,
-             valid_flag_list,
-             batch_gt_instances,
-             batch_img_metas,
-             batch_gt_instances_ignore=batch_gt_instances_ignore)
-
-        num_level_anchors = [anchors.size(0) for anchors in anchor_list[0]]
-        all_anchor_list = images_to_levels(
-            [cat_boxes(anchors) for anchors in anchor_list],
-            num_level_anchors)
+        (all_anchor_list, labels_list, label_weights_list, bbox_targets_list,
+         bbox_weights_list, avg_factor) = self._anchor_targets(
+             cls_scores, batch_gt_instances, batch_img_metas,
+             batch_gt_instances_ignore)
         # Imbalance transfer: negatives give no class loss.
         cls_weights_list = [
             w * (lbl < self.num_classes).to(w.dtype)
@@ -207,33 +185,6 @@ class ResObjHead(RetinaHead):
             self.loss_objectness_by_feat(obj_preds, labels_list,
                                          label_weights_list, avg_factor))
         return losses
-
-    def loss_objectness_by_feat(self, obj_preds: List[Tensor],
-                                labels_list: List[Tensor],
-                                label_weights_list: List[Tensor],
-                                avg_factor: float) -> dict:
-        """Objectness + residual losses over all levels at once.
-
-        The levels are concatenated because the gate's minimum positive score
-        is taken per image over all of its anchors.
-
-        Args:
-            obj_preds (list[Tensor]): Per level, (N, (T+1)*A, H, W).
-            labels_list (list[Tensor]): Per level, (N, H*W*A) class labels,
-                ``num_classes`` for background.
-            label_weights_list (list[Tensor]): Per level, (N, H*W*A); 0 marks
-                ignored anchors.
-            avg_factor (float): Loss normaliser (number of positives).
-
-        Returns:
-            dict[str, Tensor]: ``loss_obj`` and ``loss_res1..T``.
-        """
-        logits = flatten_objectness(obj_preds, self.num_steps)
-        labels = torch.cat(labels_list, dim=1)
-        weights = torch.cat(label_weights_list, dim=1)
-        obj_labels = ((labels >= 0) & (labels < self.num_classes)).float()
-        return self.loss_objectness(
-            logits, obj_labels, weights, avg_factor=avg_factor)
 
     def predict_by_feat(self,
                         cls_scores: List[Tensor],
@@ -261,14 +212,10 @@ class ResObjHead(RetinaHead):
             list[:obj:`InstanceData`]: Per image ``scores`` (n, ),
             ``labels`` (n, ) and ``bboxes`` (n, 4).
         """
-        num_steps = self.num_steps
-        if not -(num_steps + 1) <= step <= num_steps:
-            raise ValueError(f'ResObjHead.predict_by_feat: `step` must be in '
-                             f'[0, {num_steps}] (or negative), got {step}')
-        step = step % (num_steps + 1)
+        step = self._resolve_step(step)
         a = self.num_base_priors
         joint = [
-            joint_score_logit(cls, obj[:, step * a:(step + 1) * a])
+            joint_score_logit(cls, cumulative_objectness(obj, a, step))
             for cls, obj in zip(cls_scores, obj_preds)
         ]
         return super().predict_by_feat(

@@ -1,3 +1,4 @@
-from .residual_objectness import ResidualObjectness, flatten_objectness
+from .residual_objectness import (ResidualObjectness, cumulative_objectness,
+                                  flatten_objectness)
 
-__all__ = ['ResidualObjectness', 'flatten_objectness']
+__all__ = ['ResidualObjectness', 'cumulative_objectness', 'flatten_objectness']

@@ -5,7 +5,7 @@ The module is shared by every ResObj head: RetinaNet builds its objectness
 subnet here, while YOLOv3 and the RPN hand in the objectness logit they
 already predict and only use the residual subnets.
 """
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import torch
 import torch.nn as nn
@@ -34,11 +34,12 @@ def _check_int(name: str, value, minimum: int) -> int:
 class ResidualObjectness(BaseModule):
     """Objectness subnet followed by ``num_steps`` residual subnets.
 
-    For every anchor it predicts the cumulative objectness logits
-    ``o_t = o_{t-1} + r_t`` for ``t = 0..T`` (paper Eq. ``o = o_0 + sum r_t``).
-    Training selects, per step, the anchors that enter the residual loss
-    (see :class:`ResidualObjectnessLoss`); inference uses ``o_T`` for every
-    anchor, as the paper does.
+    For every anchor it predicts the objectness logit ``o_0`` and the
+    residual logits ``r_1..r_T`` (paper: ``o = o_0 + sum_t r_t``). Training
+    composes them with Algorithm 1's gates (``o_t = o_{t-1} + r_t`` only on the
+    anchors still hard at step ``t``; see :class:`ResidualObjectnessLoss`);
+    inference applies every residual to every anchor and uses
+    ``o_T = o_0 + sum_t r_t``, as the paper does (:func:`cumulative_objectness`).
 
     Args:
         in_channels (int): Channels of the input feature map (the class tower
@@ -62,8 +63,8 @@ class ResidualObjectness(BaseModule):
         detach_residual (bool): Gradient isolation (paper Table 2a, "Not to
             Objectness"). When True, residual losses do not reach the
             objectness subnet, the class tower or earlier steps: the residual
-            subnets read detached features and ``o_{t-1}`` is detached in
-            ``o_t = o_{t-1} + r_t``. Defaults to True.
+            subnets read detached features, and the head asks the loss to
+            detach ``o_{t-1}`` in ``o_t = o_{t-1} + r_t``. Defaults to True.
         with_objectness_subnet (bool): When False the host head supplies
             ``o_0`` (YOLOv3, RPN) and ``'objectness'`` input means the module
             input. Defaults to True.
@@ -167,8 +168,8 @@ class ResidualObjectness(BaseModule):
 
     def init_weights(self) -> None:
         """Normal(0, 0.01) convs; objectness prior bias; zero residual bias."""
-        super().init_weights()
         if self.init_cfg is not None:
+            super().init_weights()
             return
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -190,9 +191,9 @@ class ResidualObjectness(BaseModule):
                 subnet.
 
         Returns:
-            Tensor: Cumulative logits ``[o_0, o_1, ..., o_T]`` stacked
-            step-major along channels, shape (N, (T + 1) * A, H, W); channel
-            ``t * A + a`` is ``o_t`` of anchor ``a``.
+            Tensor: ``[o_0, r_1, ..., r_T]`` stacked step-major along
+            channels, shape (N, (T + 1) * A, H, W); channel ``a`` is ``o_0``
+            and channel ``t * A + a`` is ``r_t`` of anchor ``a``.
         """
         if self.with_objectness_subnet:
             if obj_logit is not None:
@@ -209,7 +210,7 @@ class ResidualObjectness(BaseModule):
             return obj_logit
         if self.detach_residual:
             x, obj_feat = x.detach(), obj_feat.detach()
-        steps = [obj_logit]
+        outs = [obj_logit]
         prev_feat = obj_feat
         for tower, logit_conv in zip(self.res_towers, self.res_logits):
             if self.residual_input == 'class':
@@ -219,17 +220,32 @@ class ResidualObjectness(BaseModule):
             else:
                 feat = tower(prev_feat)
             prev_feat = feat
-            prev = steps[-1].detach() if self.detach_residual else steps[-1]
-            steps.append(prev + logit_conv(feat))
-        return torch.cat(steps, dim=1)
+            outs.append(logit_conv(feat))
+        return torch.cat(outs, dim=1)
 
-    def split_steps(self, obj_preds: Tensor) -> Tuple[Tensor, ...]:
-        """Split a (N, (T+1)*A, H, W) output into T+1 (N, A, H, W) maps."""
-        return obj_preds.split(self.num_anchors, dim=1)
+
+def cumulative_objectness(obj_pred: Tensor, num_anchors: int,
+                          step: int) -> Tensor:
+    """Inference objectness ``o_step = o_0 + r_1 + ... + r_step``.
+
+    Every residual is applied to every anchor (the paper's inference).
+
+    Args:
+        obj_pred (Tensor): (N, (T+1)*A, H, W) output of
+            :class:`ResidualObjectness`.
+        num_anchors (int): ``A``.
+        step (int): ``t`` in ``0..T``.
+
+    Returns:
+        Tensor: (N, A, H, W) logits.
+    """
+    n, _, h, w = obj_pred.shape
+    blocks = obj_pred[:, :(step + 1) * num_anchors]
+    return blocks.reshape(n, step + 1, num_anchors, h, w).sum(dim=1)
 
 
 def flatten_objectness(obj_preds: List[Tensor], num_steps: int) -> Tensor:
-    """Flatten multi-level step-major objectness maps into anchor order.
+    """Flatten multi-level step-major ``[o_0, r_1..r_T]`` maps in anchor order.
 
     Args:
         obj_preds (list[Tensor]): Per level, shape (N, (T+1)*A, H, W).

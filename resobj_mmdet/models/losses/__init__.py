@@ -1,3 +1,4 @@
-from .residual_objectness_loss import ResidualObjectnessLoss
+from .residual_objectness_loss import (ResidualObjectnessLoss,
+                                       refine_objectness)
 
-__all__ = ['ResidualObjectnessLoss']
+__all__ = ['ResidualObjectnessLoss', 'refine_objectness']

@@ -1,6 +1,6 @@
 # Copyright (c) resobj-mmdet contributors.
 """Loss of residual objectness (paper Algorithm 1), shared by every head."""
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -13,28 +13,76 @@ from mmdet.registry import MODELS
 NO_POS_GATES = ('all', 'none')
 
 
+def refine_objectness(logits: Tensor,
+                      labels: Tensor,
+                      weights: Tensor,
+                      no_pos_gate: str = 'all',
+                      detach_prev: bool = True) -> Tuple[Tensor, Tensor]:
+    """Algorithm 1's gated refinement of the objectness logits.
+
+    For ``t = 1..T``, per image::
+
+        minp_t = min over positive anchors of o_{t-1}
+        S_t    = {i : o_{t-1,i} >= minp_t}          (non-ignored anchors)
+        o_t    = o_{t-1} + r_t on S_t, o_{t-1} elsewhere
+
+    ``S_t`` always holds every positive and the negatives scored at least as
+    high as the weakest positive of the image. The gate is computed on
+    detached logits (sigmoid is monotonic, so comparing logits equals
+    comparing scores and avoids fp16 saturation ties). The loop runs over the
+    T steps only; every step is vectorised over images and anchors, with no
+    host-device synchronisation.
+
+    Args:
+        logits (Tensor): ``[o_0, r_1, ..., r_T]`` of shape (B, T+1, N).
+        labels (Tensor): Binary objectness targets, shape (B, N).
+        weights (Tensor): Per-anchor weights, 0 for ignored anchors, (B, N).
+        no_pos_gate (str): ``'all'``: an image without positive anchors gates
+            all its non-ignored anchors; ``'none'``: none of them.
+        detach_prev (bool): Gradient isolation: detach ``o_{t-1}`` in
+            ``o_t = o_{t-1} + r_t``.
+
+    Returns:
+        tuple[Tensor, Tensor]: The refined logits ``o_0..o_T`` (B, T+1, N)
+        and the gates ``S_1..S_T`` as a bool mask (B, T, N).
+    """
+    valid = weights > 0
+    pos = (labels > 0) & valid
+    no_pos = ~pos.any(dim=1, keepdim=True)
+    o = logits[:, 0]
+    refined, gates = [o], []
+    for t in range(1, logits.size(1)):
+        prev = o.detach()
+        big = torch.finfo(prev.dtype).max
+        minp = torch.where(pos, prev, prev.new_tensor(big)).amin(
+            dim=1, keepdim=True)
+        if no_pos_gate == 'all':
+            minp = torch.where(no_pos, minp.new_tensor(-big), minp)
+        gate = (prev >= minp) & valid
+        base = prev if detach_prev else o
+        o = torch.where(gate, base + logits[:, t], base)
+        refined.append(o)
+        gates.append(gate)
+    if not gates:
+        return logits, logits.new_zeros((*labels.shape[:1], 0,
+                                         labels.shape[1]), dtype=torch.bool)
+    return torch.stack(refined, dim=1), torch.stack(gates, dim=1)
+
+
 @MODELS.register_module()
 class ResidualObjectnessLoss(nn.Module):
-    """Objectness + gated residual objectness BCE losses.
+    """Objectness + gated residual objectness BCE losses (Algorithm 1).
 
-    With cumulative logits ``o_0..o_T`` for every anchor of a batch, it
-    computes (Algorithm 1)::
+    Given ``o_0`` and the residual logits ``r_1..r_T`` of every anchor of a
+    batch, it computes::
 
-        L_obj   = BCE(o_0, l)                over every non-ignored anchor
-        S_t     = {i : o_{t-1,i} >= min_{j in pos(img)} o_{t-1,j}} per image
-        L_res_t = BCE(o_t, l)                over S_t (non-ignored)
-
-    ``S_t`` always holds every positive anchor and the negatives scored at
-    least as high as the weakest positive of the same image (the "hard"
-    negatives). The gate is computed on detached ``o_{t-1}`` logits (sigmoid
-    is monotonic, so comparing logits equals comparing scores and avoids
-    fp16 saturation ties). Everything is vectorised over images, anchors and
-    steps, with no host-device synchronisation.
+        L_obj   = BCE(o_0, l)   over every non-ignored anchor
+        L_res_t = BCE(o_t, l)   over the gate S_t (see refine_objectness)
 
     Images without any positive anchor have no minimum positive score. With
     ``no_pos_gate='all'`` (default) every non-ignored anchor of such an image
-    is in the gate (no positive to rank against, so every negative counts
-    as hard): pure-background images keep training the residual subnets, which
+    is in the gate (no positive to rank against, so every negative counts as
+    hard): pure-background images keep training the residual subnets, which
     inference applies to every anchor. ``'none'`` gives such an image no
     residual loss.
 
@@ -70,45 +118,18 @@ class ResidualObjectnessLoss(nn.Module):
         self.no_pos_gate = no_pos_gate
         self.reduction = reduction
 
-    @staticmethod
-    def gates(logits: Tensor, labels: Tensor, weights: Tensor,
-              no_pos_gate: str = 'all') -> Tensor:
-        """Per-step training gates ``S_1..S_T``.
-
-        Args:
-            logits (Tensor): Cumulative logits, shape (B, T+1, N).
-            labels (Tensor): Binary objectness targets, shape (B, N).
-            weights (Tensor): Per-anchor weights, 0 for ignored, (B, N).
-            no_pos_gate (str): Behaviour for images without positives.
-
-        Returns:
-            Tensor: Bool mask of shape (B, T, N); ``[:, t-1]`` is ``S_t``.
-        """
-        valid = weights > 0
-        pos = (labels > 0) & valid
-        prev = logits[:, :-1].detach()
-        inf = torch.finfo(prev.dtype).max
-        # Minimum positive logit per image and step; +max where no positive.
-        minp = torch.where(pos[:, None], prev,
-                           prev.new_tensor(inf)).amin(dim=2, keepdim=True)
-        if no_pos_gate == 'all':
-            no_pos = ~pos.any(dim=1)
-            minp = torch.where(no_pos[:, None, None],
-                               minp.new_tensor(-inf), minp)
-        return (prev >= minp) & valid[:, None]
-
     def forward(self,
                 logits: Tensor,
                 labels: Tensor,
                 weights: Optional[Tensor] = None,
                 avg_factor: Optional[float] = None,
-                reduction_override: Optional[str] = None
-                ) -> Dict[str, Tensor]:
+                reduction_override: Optional[str] = None,
+                detach_prev: bool = True) -> Dict[str, Tensor]:
         """Compute the objectness and per-step residual losses.
 
         Args:
-            logits (Tensor): Cumulative objectness logits ``o_0..o_T`` of
-                shape (B, T+1, N) for B images and N anchors (all levels).
+            logits (Tensor): ``[o_0, r_1, ..., r_T]`` of shape (B, T+1, N)
+                for B images and N anchors (all levels).
             labels (Tensor): Binary objectness targets (1 = foreground) of
                 shape (B, N).
             weights (Tensor, optional): Per-anchor loss weights of shape
@@ -118,6 +139,8 @@ class ResidualObjectnessLoss(nn.Module):
                 reduction (clamped to >= 1). None averages over elements.
             reduction_override (str, optional): ``'mean'`` or ``'sum'`` for
                 this call instead of ``self.reduction``.
+            detach_prev (bool): Gradient isolation of ``o_{t-1}``; heads pass
+                their :class:`ResidualObjectness` ``detach_residual``.
 
         Returns:
             dict[str, Tensor]: ``loss_obj`` and ``loss_res{t}`` for
@@ -131,14 +154,10 @@ class ResidualObjectnessLoss(nn.Module):
             raise ValueError('ResidualObjectnessLoss: `labels` must have shape '
                              f'{(b, n)}, got {tuple(labels.shape)}')
         if weights is None:
-            weights = labels.new_ones((b, n), dtype=torch.float32)
+            weights = logits.new_ones((b, n), dtype=torch.float32)
         elif tuple(weights.shape) != (b, n):
             raise ValueError('ResidualObjectnessLoss: `weights` must have '
                              f'shape {(b, n)}, got {tuple(weights.shape)}')
-        # Losses in fp32 whatever the autocast/AMP dtype of the head.
-        logits = logits.float()
-        weights = weights.float()
-        targets = labels.float()
         if reduction_override not in (None, 'mean', 'sum'):
             raise ValueError('ResidualObjectnessLoss: `reduction_override` '
                              f"must be 'mean' or 'sum', got "
@@ -151,15 +170,16 @@ class ResidualObjectnessLoss(nn.Module):
         elif avg_factor is not None:
             avg_factor = max(float(avg_factor), 1.0)
 
+        # Losses in fp32 whatever the autocast/AMP dtype of the head.
+        targets = labels.float()
+        weights = weights.float()
+        refined, gates = refine_objectness(logits.float(), targets, weights,
+                                           self.no_pos_gate, detach_prev)
         bce = F.binary_cross_entropy_with_logits(
-            logits, targets[:, None].expand_as(logits), reduction='none')
+            refined, targets[:, None].expand_as(refined), reduction='none')
         losses = dict(loss_obj=self.loss_weight * weight_reduce_loss(
             bce[:, 0], weights, reduction, avg_factor))
-        if steps > 1:
-            gate = self.gates(logits, targets, weights, self.no_pos_gate)
-            res_weights = gate.float() * weights[:, None]
-            for t in range(1, steps):
-                losses[f'loss_res{t}'] = self.res_loss_weight * \
-                    weight_reduce_loss(bce[:, t], res_weights[:, t - 1],
-                                       reduction, avg_factor)
+        for t in range(1, steps):
+            losses[f'loss_res{t}'] = self.res_loss_weight * weight_reduce_loss(
+                bce[:, t], weights * gates[:, t - 1], reduction, avg_factor)
         return losses

@@ -153,7 +153,7 @@ def test_predict_score_formula(step):
     t = step % 3
     expected = []
     for c, o in zip(cls_scores, obj_preds):
-        obj = o[0, t:t + 1].sigmoid()  # A = 1
+        obj = o[0, :t + 1].sum(0, keepdim=True).sigmoid()  # A = 1: o_t
         expected.append((c[0].sigmoid() * obj).permute(1, 2, 0).reshape(-1))
     expected = torch.cat(expected).sort(descending=True).values
     num = 8 * 8 * 3 + 4 * 4 * 3

@@ -2,12 +2,13 @@ import pytest
 import torch
 
 from resobj_mmdet.models.layers import (ResidualObjectness,
+                                        cumulative_objectness,
                                         flatten_objectness)
 
 
 @pytest.mark.parametrize('residual_input', ['objectness', 'class', 'chain'])
 @pytest.mark.parametrize('num_steps', [0, 1, 3])
-def test_output_is_cumulative(residual_input, num_steps):
+def test_output_blocks(residual_input, num_steps):
     torch.manual_seed(0)
     m = ResidualObjectness(
         in_channels=8, num_anchors=3, num_steps=num_steps, feat_channels=6,
@@ -15,11 +16,16 @@ def test_output_is_cumulative(residual_input, num_steps):
     m.init_weights()
     out = m(torch.randn(2, 8, 5, 7))
     assert out.shape == (2, (num_steps + 1) * 3, 5, 7)
-    steps = m.split_steps(out)
-    assert len(steps) == num_steps + 1
-    # Residual logit biases start at 0 and weights are tiny: o_t ~= o_0.
-    for s in steps[1:]:
-        assert torch.allclose(s, steps[0], atol=5e-2)
+    blocks = out.split(3, dim=1)
+    # o_0 starts near the prior logit; residual biases start at 0 and
+    # weights are tiny: r_t ~= 0, so o_t ~= o_0.
+    assert torch.allclose(blocks[0], torch.full_like(blocks[0], -4.595),
+                          atol=5e-2)
+    for r in blocks[1:]:
+        assert r.abs().max() < 5e-2
+    for t in range(num_steps + 1):
+        torch.testing.assert_close(cumulative_objectness(out, 3, t),
+                                   sum(blocks[:t + 1]))
 
 
 def test_init_priors():

@@ -4,7 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from resobj_mmdet.models.losses import ResidualObjectnessLoss
+from resobj_mmdet.models.losses import (ResidualObjectnessLoss,
+                                        refine_objectness)
+
+
+def gates_of(logits, labels, weights=None, **kwargs):
+    weights = torch.ones(labels.shape) if weights is None else weights
+    return refine_objectness(logits, labels.float(), weights, **kwargs)[1]
 
 
 def bce(x, y):
@@ -17,7 +23,7 @@ def test_gated_set_hand_computed():
     o0 = [2.0, -1.0, 0.5, -3.0, 1.0]
     r1 = [0.3, 5.0, 1.0, 2.0, -2.0]
     labels = [1, 0, 1, 0, 0]
-    logits = torch.tensor([[o0, [a + b for a, b in zip(o0, r1)]]])
+    logits = torch.tensor([[o0, r1]])
     out = ResidualObjectnessLoss()(
         logits, torch.tensor([labels]), avg_factor=2)
     exp_obj = sum(bce(x, y) for x, y in zip(o0, labels)) / 2
@@ -28,32 +34,55 @@ def test_gated_set_hand_computed():
     assert set(out) == {'loss_obj', 'loss_res1'}
     assert out['loss_obj'].item() == pytest.approx(exp_obj, rel=1e-6)
     assert out['loss_res1'].item() == pytest.approx(exp_res, rel=1e-6)
-    gates = ResidualObjectnessLoss.gates(logits, torch.tensor([labels]),
-                                         torch.ones(1, 5))
+    gates = gates_of(logits, torch.tensor([labels]))
     assert gates[0, 0].tolist() == [True, False, True, False, True]
 
 
-def test_two_steps_gate_uses_previous_step():
-    # T = 2: S_2 is computed from o_1, not o_0.
-    o0 = torch.tensor([0.0, 1.0, -1.0])
-    o1 = torch.tensor([2.0, 1.0, -1.5])  # positive anchor 0 rises to 2
-    o2 = o1 + torch.tensor([0.5, -0.5, 0.1])
+def test_two_steps_gate_uses_gated_previous_step():
+    # T = 2. S_2 is computed from o_1, in which anchors outside S_1 keep o_0.
+    o0 = [0.0, 1.0, -1.0]
+    r1 = [2.0, 0.0, 5.0]  # anchor 2 is outside S_1: its r1 is not applied
+    r2 = [0.5, -0.5, 0.1]
+    logits = torch.tensor([[o0, r1, r2]])
     labels = torch.tensor([[1, 0, 0]])
-    gates = ResidualObjectnessLoss.gates(
-        torch.stack([o0, o1, o2])[None], labels, torch.ones(1, 3))
+    refined, gates = refine_objectness(logits, labels.float(),
+                                       torch.ones(1, 3))
     assert gates[0, 0].tolist() == [True, True, False]  # minp(o0) = 0
-    assert gates[0, 1].tolist() == [True, False, False]  # minp(o1) = 2
+    assert refined[0, 1].tolist() == [2.0, 1.0, -1.0]  # not 4.0
+    # minp(o1) = 2; with r1 applied everywhere anchor 2 (4.0) would enter.
+    assert gates[0, 1].tolist() == [True, False, False]
+    assert refined[0, 2].tolist() == [2.5, 1.0, -1.0]
     out = ResidualObjectnessLoss(res_loss_weight=0.5)(
-        torch.stack([o0, o1, o2])[None], labels, avg_factor=1)
+        logits, labels, avg_factor=1)
     assert out['loss_res2'].item() == pytest.approx(0.5 * bce(2.5, 1))
     assert out['loss_res1'].item() == pytest.approx(
         0.5 * (bce(2.0, 1) + bce(1.0, 0)))
 
 
+@pytest.mark.parametrize('detach_prev', [True, False])
+def test_isolation_of_previous_step(detach_prev):
+    logits = torch.tensor([[[0.5, -1.0, 1.0], [0.3, 0.2, -0.1],
+                            [0.1, 0.4, 0.2]]], requires_grad=True)
+    labels = torch.tensor([[1, 0, 0]])
+    out = ResidualObjectnessLoss()(logits, labels, avg_factor=1,
+                                   detach_prev=detach_prev)
+    (out['loss_res1'] + out['loss_res2']).backward()
+    grad = logits.grad[0]
+    assert grad[1].abs().sum() > 0 and grad[2].abs().sum() > 0
+    # o_0 (and r_1 through step 2) get residual gradients only without
+    # isolation.
+    assert (grad[0].abs().sum() > 0) != detach_prev
+    logits.grad = None
+    out = ResidualObjectnessLoss()(logits, labels, avg_factor=1,
+                                   detach_prev=detach_prev)
+    out['loss_res2'].backward()
+    assert (logits.grad[0, 1].abs().sum() > 0) != detach_prev
+
+
 def test_image_without_positive():
     # Image 0 has a positive, image 1 has none.
-    logits = torch.tensor([[[1.0, -2.0], [1.5, -2.5]],
-                           [[0.3, -4.0], [0.1, -3.0]]])
+    logits = torch.tensor([[[1.0, -2.0], [0.5, -0.5]],
+                           [[0.3, -4.0], [-0.2, 1.0]]])
     labels = torch.tensor([[1, 0], [0, 0]])
     out_all = ResidualObjectnessLoss(no_pos_gate='all')(
         logits, labels, avg_factor=1)
@@ -83,16 +112,16 @@ def test_ignored_anchors():
     # Anchor 1 is ignored (weight 0) although it has the highest logit and
     # even a positive label: it enters no loss and does not set minp.
     o0 = [0.5, 9.0, -1.0, 2.0]
-    o1 = [1.0, 9.5, -0.5, 2.5]
+    r1 = [0.5, 0.5, 0.5, 0.5]
     labels = torch.tensor([[1, 1, 0, 0]])
     weights = torch.tensor([[1.0, 0.0, 1.0, 1.0]])
-    logits = torch.tensor([[o0, o1]])
+    logits = torch.tensor([[o0, r1]])
     out = ResidualObjectnessLoss()(logits, labels, weights, avg_factor=1)
     assert out['loss_obj'].item() == pytest.approx(
         bce(0.5, 1) + bce(-1.0, 0) + bce(2.0, 0))
     assert out['loss_res1'].item() == pytest.approx(bce(1.0, 1) +
                                                     bce(2.5, 0))
-    gates = ResidualObjectnessLoss.gates(logits, labels, weights)
+    gates = gates_of(logits, labels, weights)
     assert gates[0, 0].tolist() == [True, False, False, True]
 
 

@@ -1,0 +1,16 @@
+# YOLOv3-ResObj, T = 2: YOLOv3 DarkNet-53 at 608 (paper Table 3: 33.0 -> 34.1 AP).
+# YOLOv3's objectness o_0 is refined by two residual steps; class, xy
+# and wh losses and YOLOv3's ignore rule are unchanged.
+_base_ = 'mmdet::yolo/yolov3_d53_8xb8-ms-608-273e_coco.py'
+custom_imports = dict(imports=['resobj_mmdet'], allow_failed_imports=False)
+
+model = dict(
+    bbox_head=dict(
+        type='ResObjYOLOV3Head',
+        residual_objectness=dict(type='ResidualObjectness', num_steps=2),
+        loss_conf=dict(
+            _delete_=True,
+            type='ResidualObjectnessLoss',
+            loss_weight=1.0,
+            res_loss_weight=1.0,
+            reduction='sum')))

@@ -1,0 +1,165 @@
+# Copyright (c) resobj-mmdet contributors.
+"""What every ResObj head shares, written once."""
+from typing import List, Optional, Tuple
+
+import torch
+from mmengine.config import ConfigDict
+from torch import Tensor
+
+from mmdet.models.utils import images_to_levels
+from mmdet.registry import MODELS
+from mmdet.structures.bbox import cat_boxes, get_box_tensor
+from mmdet.utils import InstanceList, OptInstanceList
+from ..layers.residual_objectness import flatten_objectness
+
+
+class ResObjMixin:
+    """Residual objectness plumbing for mmdet heads.
+
+    Provides the refinement-module construction, the choice of the scoring
+    step, and, for ``AnchorHead`` subclasses, anchor targets, a box-only loss
+    and the objectness loss over all levels.
+    """
+
+    def _set_residual_objectness_cfg(self, residual_objectness: dict) -> None:
+        """Validate and keep the refinement module config.
+
+        Called before ``super().__init__`` because mmdet heads build their
+        layers inside it.
+        """
+        if not isinstance(residual_objectness, dict):
+            raise TypeError(
+                f'{type(self).__name__}: `residual_objectness` must be a '
+                f'config dict, got {residual_objectness!r}')
+        self.residual_objectness_cfg = ConfigDict(residual_objectness)
+
+    def _build_residual_objectness(self, fixed: dict, **defaults):
+        """Build a :class:`ResidualObjectness` from the user's config.
+
+        Args:
+            fixed (dict): Arguments the head imposes (channels, anchors...).
+            **defaults: Arguments the user's config may override.
+        """
+        cfg = self.residual_objectness_cfg.copy()
+        cfg.setdefault('type', 'ResidualObjectness')
+        for key, value in defaults.items():
+            cfg.setdefault(key, value)
+        cfg.update(fixed)
+        return MODELS.build(cfg)
+
+    @property
+    def residual_objectness_modules(self) -> list:
+        """The head's :class:`ResidualObjectness` module(s)."""
+        if hasattr(self, 'res_objs'):
+            return list(self.res_objs)
+        return [self.res_obj]
+
+    @property
+    def num_steps(self) -> int:
+        """Number of residual steps ``T``."""
+        return self.residual_objectness_modules[0].num_steps
+
+    @property
+    def detach_residual(self) -> bool:
+        """Whether residual gradients are isolated (paper Table 2a)."""
+        return self.residual_objectness_modules[0].detach_residual
+
+    def _resolve_step(self, step: int) -> int:
+        """Map ``step`` (negative counts from ``T``) to ``0..T``."""
+        num_steps = self.num_steps
+        if isinstance(step, bool) or not isinstance(step, int) or \
+                not -(num_steps + 1) <= step <= num_steps:
+            raise ValueError(
+                f'{type(self).__name__}.predict_by_feat: `step` must be an '
+                f'int in [0, {num_steps}] (or negative), got {step!r}')
+        return step % (num_steps + 1)
+
+    def _anchor_targets(self,
+                        featmap_tensors: List[Tensor],
+                        batch_gt_instances: InstanceList,
+                        batch_img_metas: List[dict],
+                        batch_gt_instances_ignore: OptInstanceList = None
+                        ) -> Tuple:
+        """``AnchorHead`` targets, with anchors split per level.
+
+        Returns:
+            tuple: ``(all_anchor_list, labels_list, label_weights_list,
+            bbox_targets_list, bbox_weights_list, avg_factor)``, each list
+            per level with (N, H*W*A, ...) tensors.
+        """
+        featmap_sizes = [featmap.size()[-2:] for featmap in featmap_tensors]
+        assert len(featmap_sizes) == self.prior_generator.num_levels
+        anchor_list, valid_flag_list = self.get_anchors(
+            featmap_sizes, batch_img_metas, device=featmap_tensors[0].device)
+        (labels_list, label_weights_list, bbox_targets_list,
+         bbox_weights_list, avg_factor) = self.get_targets(
+             anchor_list,
+             valid_flag_list,
+             batch_gt_instances,
+             batch_img_metas,
+             batch_gt_instances_ignore=batch_gt_instances_ignore)
+        num_level_anchors = [anchors.size(0) for anchors in anchor_list[0]]
+        all_anchor_list = images_to_levels(
+            [cat_boxes(anchors) for anchors in anchor_list],
+            num_level_anchors)
+        return (all_anchor_list, labels_list, label_weights_list,
+                bbox_targets_list, bbox_weights_list, avg_factor)
+
+    def _loss_bbox_single(self, bbox_pred: Tensor, anchors: Tensor,
+                          bbox_targets: Tensor, bbox_weights: Tensor,
+                          avg_factor: float) -> Tensor:
+        """The box half of ``AnchorHead.loss_by_feat_single``.
+
+        Args:
+            bbox_pred (Tensor): (N, A*4, H, W) deltas.
+            anchors (Tensor): (N, H*W*A, 4) anchors.
+            bbox_targets (Tensor): (N, H*W*A, 4) targets.
+            bbox_weights (Tensor): (N, H*W*A, 4) weights.
+            avg_factor (float): Normaliser.
+
+        Returns:
+            Tensor: The box loss of the level.
+        """
+        target_dim = bbox_targets.size(-1)
+        bbox_targets = bbox_targets.reshape(-1, target_dim)
+        bbox_weights = bbox_weights.reshape(-1, target_dim)
+        bbox_pred = bbox_pred.permute(0, 2, 3, 1).reshape(
+            -1, self.bbox_coder.encode_size)
+        if self.reg_decoded_bbox:
+            anchors = anchors.reshape(-1, anchors.size(-1))
+            bbox_pred = get_box_tensor(
+                self.bbox_coder.decode(anchors, bbox_pred))
+        return self.loss_bbox(
+            bbox_pred, bbox_targets, bbox_weights, avg_factor=avg_factor)
+
+    def loss_objectness_by_feat(self, obj_preds: List[Tensor],
+                                labels_list: List[Tensor],
+                                label_weights_list: List[Tensor],
+                                avg_factor: Optional[float]) -> dict:
+        """Objectness + residual losses over all levels at once.
+
+        The levels are concatenated because the gate's minimum positive score
+        is taken per image over all of its anchors.
+
+        Args:
+            obj_preds (list[Tensor]): Per level, (N, (T+1)*A, H, W)
+                ``[o_0, r_1..r_T]``.
+            labels_list (list[Tensor]): Per level, (N, H*W*A) class labels,
+                ``num_classes`` for background.
+            label_weights_list (list[Tensor]): Per level, (N, H*W*A); 0 marks
+                ignored anchors.
+            avg_factor (float, optional): Loss normaliser.
+
+        Returns:
+            dict[str, Tensor]: ``loss_obj`` and ``loss_res1..T``.
+        """
+        logits = flatten_objectness(obj_preds, self.num_steps)
+        labels = torch.cat(labels_list, dim=1)
+        weights = torch.cat(label_weights_list, dim=1)
+        obj_labels = ((labels >= 0) & (labels < self.num_classes)).float()
+        return self.loss_objectness(
+            logits,
+            obj_labels,
+            weights,
+            avg_factor=avg_factor,
+            detach_prev=self.detach_residual)
