@@ -8,10 +8,12 @@ classes that mmengine checkpoints pickle, so that ``torch.load`` with
 """
 from .version import __version__
 from .utils import register_safe_globals
-from . import datasets, evaluation, models  # noqa: F401  (registers modules)
+# Importing the subpackages registers their modules in mmdet's registries.
+from . import datasets, engine, evaluation, models  # noqa: F401
 
 register_safe_globals()
 
 __all__ = [
-    '__version__', 'datasets', 'evaluation', 'models', 'register_safe_globals'
+    '__version__', 'datasets', 'engine', 'evaluation', 'models',
+    'register_safe_globals'
 ]

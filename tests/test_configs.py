@@ -1,5 +1,6 @@
 import glob
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -46,11 +47,13 @@ def test_config_loads_and_builds(path):
             expected_type = 'ResObjHead'
         assert type(head).__name__ == expected_type
         assert head.loss_cls.use_sigmoid
-        expected = {'-t0_': 0, '-t1_': 1, '-t3_': 3}
-        steps = next((v for k, v in expected.items() if k in name), 2)
-        assert head.num_steps == steps
-        modules = getattr(head, 'res_objs', None) or [head.res_obj]
-        assert all(m.detach_residual for m in modules)
+        match = re.search(r'-t(\d)[-_]', name)
+        assert head.num_steps == (int(match.group(1)) if match else 2)
+        modules = head.residual_objectness_modules
+        assert all(m.detach_residual for m in modules) == ('-flow_' not in
+                                                           name)
+        assert all(m.residual_input == ('class' if '-clshead_' in name else
+                                        'objectness') for m in modules)
     else:
         assert not hasattr(head, 'num_steps')
 

@@ -72,9 +72,17 @@ if ! have "
 import mmcv; assert mmcv.__version__ == '2.1.0'
 from mmcv.ops import nms, RoIAlign  # the compiled extension
 "; then
-    log "building mmcv 2.1.0 with ops (first time ~13 min on 2 cores)"
+    log "building mmcv 2.1.0 with ops (first time ~10 min on 2 cores)"
     MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
         "${PIP[@]}" --no-build-isolation "mmcv==2.1.0"
+    # pip's wheel cache ignores MMCV_WITH_OPS: a cached ops-less build would
+    # be reused silently. Check the ops and rebuild without the cache if not.
+    if ! have "from mmcv.ops import nms, RoIAlign"; then
+        log "cached mmcv wheel has no ops: rebuilding without pip's cache"
+        MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+            "${PIP[@]}" --no-build-isolation --no-cache-dir \
+            --force-reinstall --no-deps "mmcv==2.1.0"
+    fi
 fi
 
 # 5. mmdet, pycocotools, test tools.

@@ -182,7 +182,7 @@ class ResidualObjectness(BaseModule):
 
     def forward(self, x: Tensor, obj_logit: Optional[Tensor] = None
                 ) -> Tensor:
-        """Predict the cumulative objectness logits of one feature level.
+        """Predict ``o_0`` and the residual logits of one feature level.
 
         Args:
             x (Tensor): Input feature of shape (N, C, H, W).

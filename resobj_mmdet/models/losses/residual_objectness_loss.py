@@ -117,6 +117,9 @@ class ResidualObjectnessLoss(nn.Module):
         self.res_loss_weight = res_loss_weight
         self.no_pos_gate = no_pos_gate
         self.reduction = reduction
+        # Set by ObjectnessStatsHook; off by default (no cost when off).
+        self.record_stats = False
+        self.stats: Optional[Dict[str, Tensor]] = None
 
     def forward(self,
                 logits: Tensor,
@@ -182,4 +185,40 @@ class ResidualObjectnessLoss(nn.Module):
         for t in range(1, steps):
             losses[f'loss_res{t}'] = self.res_loss_weight * weight_reduce_loss(
                 bce[:, t], weights * gates[:, t - 1], reduction, avg_factor)
+        if self.record_stats:
+            self.stats = self.objectness_stats(logits, targets, weights,
+                                               gates)
         return losses
+
+    @staticmethod
+    @torch.no_grad()
+    def objectness_stats(logits: Tensor, labels: Tensor, weights: Tensor,
+                         gates: Tensor) -> Dict[str, Tensor]:
+        """Per-step objectness statistics of a batch (paper Fig. 2/4).
+
+        Scores are those inference would give, ``sigmoid(o_0 + r_1 + ... +
+        r_t)`` on every anchor. Ignored anchors are left out.
+
+        Args:
+            logits (Tensor): ``[o_0, r_1..r_T]``, (B, T+1, N).
+            labels (Tensor): Binary targets, (B, N).
+            weights (Tensor): Anchor weights, 0 for ignored, (B, N).
+            gates (Tensor): Training gates ``S_1..S_T``, bool (B, T, N).
+
+        Returns:
+            dict[str, Tensor]: Device tensors, no host sync: ``pos_mean`` and
+            ``neg_mean`` of shape (T+1, ) (NaN when the batch has no such
+            anchor), ``gate_size`` (T, ) mean anchors per image in ``S_t``,
+            ``num_pos`` and ``num_neg`` (scalars).
+        """
+        scores = logits.float().cumsum(dim=1).sigmoid()
+        valid = weights > 0
+        pos = ((labels > 0) & valid)[:, None].float()
+        neg = ((labels <= 0) & valid)[:, None].float()
+        num_pos, num_neg = pos.sum(), neg.sum()
+        return dict(
+            pos_mean=(scores * pos).sum(dim=(0, 2)) / num_pos,
+            neg_mean=(scores * neg).sum(dim=(0, 2)) / num_neg,
+            gate_size=gates.float().sum(dim=(0, 2)) / logits.size(0),
+            num_pos=num_pos,
+            num_neg=num_neg)

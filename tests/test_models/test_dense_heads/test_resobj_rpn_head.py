@@ -101,22 +101,31 @@ def test_empty_gt_semantics():
         assert total(one[key]).item() > 0, key
 
 
-def test_objectness_loss_covers_all_anchors():
-    """No sampling: the o_0 loss is BCE over every anchor / num_pos."""
+@pytest.mark.parametrize('per_image', [256, None])
+def test_objectness_loss_covers_all_anchors(per_image):
+    """No sampling: BCE over every anchor, normalised like mmdet's RPN
+    (256 per image) or, with ``avg_factor_per_image=None``, by num_pos."""
     import torch.nn.functional as F
     from resobj_mmdet.models.layers import flatten_objectness
-    head = make_head(num_steps=0)
+    head = make_head(num_steps=0, avg_factor_per_image=per_image)
     outs = head(feats())
     gts = [gt([[10.0, 10.0, 30.0, 30.0]])]
     losses = head.loss_by_feat(*outs, gts, IMG_METAS)
-    (_, labels, weights, _, _, avg) = head._anchor_targets(
+    (_, labels, weights, _, _, num_pos) = head._anchor_targets(
         outs[0], gts, IMG_METAS)
     labels, weights = torch.cat(labels, 1), torch.cat(weights, 1)
     assert int(weights.sum()) > 0.9 * weights.numel()  # ~every anchor
     o0 = flatten_objectness(outs[2], 0)[:, 0]
+    norm = 256 if per_image else max(num_pos, 1)
     exp = F.binary_cross_entropy_with_logits(
-        o0, (labels == 0).float(), weights, reduction='sum') / max(avg, 1)
+        o0, (labels == 0).float(), weights, reduction='sum') / norm
     torch.testing.assert_close(losses['loss_rpn_cls'], exp)
+
+
+@pytest.mark.parametrize('value', [0, -256, 2.5, True])
+def test_bad_avg_factor_per_image(value):
+    with pytest.raises(ValueError, match='avg_factor_per_image'):
+        make_head(avg_factor_per_image=value)
 
 
 def test_proposals_ranked_by_last_step():

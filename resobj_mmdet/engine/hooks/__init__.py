@@ -1,0 +1,3 @@
+from .objectness_stats_hook import ObjectnessStatsHook
+
+__all__ = ['ObjectnessStatsHook']
