@@ -32,6 +32,10 @@ def use_tiny_data(cfg: Config, root: str, work_dir: str, max_iters: int,
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     cfg.log_processor = dict(by_epoch=False)
     cfg.randomness = dict(seed=0)
+    # mmengine reuses a visualizer instance of the same name across runners
+    # of one process; a unique name keeps each run's scalars in its work_dir.
+    cfg.visualizer.name = f'visualizer-{work_dir}'
+
     # A barely trained model scores below mmdet's 0.05: keep every box so
     # that the metric has something to evaluate.
     cfg.model.test_cfg.score_thr = 0.0

@@ -25,12 +25,17 @@ def test_demo_config_trains_and_evaluates(path, tiny_shapes, tmp_path):
     runner = Runner.from_cfg(cfg)
     runner.train()
     scalars = runner.message_hub.log_scalars
+    name = osp.basename(path)
+    rpn_only = name.startswith(('rpn', 'resobj-rpn'))
     assert runner.iter == 2
-    assert 'val/coco/bbox_mAP' in scalars
+    # RPN configs evaluate proposal recall, the others COCO bbox mAP.
+    assert ('val/coco/AR@100' if rpn_only else 'val/coco/bbox_mAP') in scalars
     losses = [k for k in scalars if k.startswith('train/loss')]
     assert all(np.isfinite(scalars[k].current()) for k in losses)
-    if osp.basename(path).startswith('resobj'):
-        assert {'train/loss_res1', 'train/loss_res2'} <= set(losses)
+    if name.startswith('resobj'):
+        prefix = 'train/loss_rpn_res' if 'rpn' in name or 'faster' in name \
+            else 'train/loss_res'
+        assert {prefix + '1', prefix + '2'} <= set(losses), losses
 
 
 def _weights(runner):
