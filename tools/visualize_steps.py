@@ -45,10 +45,10 @@ def step_results(model, image_path: str) -> List:
         x = model.extract_feat(batch['inputs'])
         outs = head(x)
         metas = [s.metainfo for s in batch['data_samples']]
+        two_stage = getattr(model, 'with_rpn', False) and \
+            getattr(model, 'roi_head', None) is not None
         for t in range(head.num_steps + 1):
             sample = batch['data_samples'][0].clone()
-            two_stage = getattr(model, 'with_rpn', False) and \
-                getattr(model, 'roi_head', None) is not None
             results = head.predict_by_feat(
                 *outs, batch_img_metas=metas, rescale=not two_stage,
                 step=t)

@@ -15,6 +15,9 @@ model = dict(
             norm_cfg=dict(type='GN', num_groups=32, requires_grad=True)),
         loss_objectness=dict(
             type='ResidualObjectnessLoss', loss_weight=1.0,
-            res_loss_weight=1.0)),
+            res_loss_weight=1.0),
+        # Normalise by 256 anchors per image, as mmdet's sampled RPN does
+        # (None: by the number of positives; see ResObjRPNHead).
+        avg_factor_per_image=256),
     train_cfg=dict(
         rpn=dict(sampler=dict(_delete_=True, type='PseudoSampler'))))

@@ -16,8 +16,12 @@ model = dict(
             detach_residual=True,
             obj_prior_prob=0.01),
         loss_objectness=dict(
-            type='ResidualObjectnessLoss', loss_weight=1.0,
-            res_loss_weight=1.0),
+            type='ResidualObjectnessLoss',
+            loss_weight=1.0,
+            res_loss_weight=1.0,
+            # An image without positives gates all its anchors ('none':
+            # gives it no residual loss).
+            no_pos_gate='all'),
         loss_cls=dict(
             _delete_=True,
             type='CrossEntropyLoss',

@@ -132,14 +132,40 @@ class ResObjMixin:
         return self.loss_bbox(
             bbox_pred, bbox_targets, bbox_weights, avg_factor=avg_factor)
 
+    def objectness_losses(self, loss, obj_preds: List[Tensor],
+                          labels: Tensor, weights: Tensor,
+                          avg_factor: Optional[float] = None) -> dict:
+        """Objectness + residual losses over all levels at once.
+
+        The one place where every head hands its objectness to
+        :class:`ResidualObjectnessLoss`. The levels are concatenated because
+        the gate's minimum positive score is taken per image over all of its
+        anchors, and the module's gradient isolation is passed on.
+
+        Args:
+            loss (:class:`ResidualObjectnessLoss`): The head's loss module.
+            obj_preds (list[Tensor]): Per level, (N, (T+1)*A, H, W)
+                ``[o_0, r_1..r_T]``.
+            labels (Tensor): Binary objectness targets, (N, sum H*W*A) in
+                anchor order.
+            weights (Tensor): Anchor weights, 0 for ignored, same shape.
+            avg_factor (float, optional): Loss normaliser.
+
+        Returns:
+            dict[str, Tensor]: ``loss_obj`` and ``loss_res1..T``.
+        """
+        return loss(
+            flatten_objectness(obj_preds, self.num_steps),
+            labels,
+            weights,
+            avg_factor=avg_factor,
+            detach_prev=self.detach_residual)
+
     def loss_objectness_by_feat(self, obj_preds: List[Tensor],
                                 labels_list: List[Tensor],
                                 label_weights_list: List[Tensor],
                                 avg_factor: Optional[float]) -> dict:
-        """Objectness + residual losses over all levels at once.
-
-        The levels are concatenated because the gate's minimum positive score
-        is taken per image over all of its anchors.
+        """:meth:`objectness_losses` from ``AnchorHead`` targets.
 
         Args:
             obj_preds (list[Tensor]): Per level, (N, (T+1)*A, H, W)
@@ -153,13 +179,9 @@ class ResObjMixin:
         Returns:
             dict[str, Tensor]: ``loss_obj`` and ``loss_res1..T``.
         """
-        logits = flatten_objectness(obj_preds, self.num_steps)
         labels = torch.cat(labels_list, dim=1)
-        weights = torch.cat(label_weights_list, dim=1)
         obj_labels = ((labels >= 0) & (labels < self.num_classes)).float()
-        return self.loss_objectness(
-            logits,
-            obj_labels,
-            weights,
-            avg_factor=avg_factor,
-            detach_prev=self.detach_residual)
+        return self.objectness_losses(self.loss_objectness, obj_preds,
+                                      obj_labels,
+                                      torch.cat(label_weights_list, dim=1),
+                                      avg_factor)

@@ -11,8 +11,7 @@ from mmdet.models.dense_heads import YOLOV3Head
 from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
-from ..layers.residual_objectness import (cumulative_objectness,
-                                          flatten_objectness)
+from ..layers.residual_objectness import cumulative_objectness
 from ..losses import ResidualObjectnessLoss
 from .resobj_mixin import ResObjMixin
 
@@ -177,11 +176,8 @@ class ResObjYOLOV3Head(ResObjMixin, YOLOV3Head):
                 # YOLOv3 averages per level and sums the levels.
                 w = w * (total / target_map.size(1))
             weights.append(w)
-        obj_losses = self.loss_conf(
-            flatten_objectness(obj_preds, self.num_steps),
-            labels,
-            torch.cat(weights, dim=1),
-            detach_prev=self.detach_residual)
+        obj_losses = self.objectness_losses(self.loss_conf, obj_preds, labels,
+                                            torch.cat(weights, dim=1))
         losses['loss_conf'] = obj_losses.pop('loss_obj')
         losses.update(obj_losses)
         return losses
