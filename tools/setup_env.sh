@@ -87,12 +87,12 @@ fi
 
 # 5. mmdet, pycocotools, test tools.
 if ! have "
-import mmdet, pycocotools, pytest, matplotlib
+import mmdet, pycocotools, pytest, matplotlib, hypothesis
 assert mmdet.__version__ == '3.3.0'
 "; then
-    log "installing mmdet 3.3.0, pycocotools, pytest"
+    log "installing mmdet 3.3.0, pycocotools, pytest, hypothesis"
     "${PIP[@]}" "mmdet==3.3.0" pycocotools "numpy<2" "opencv-python<4.12" \
-        "setuptools>=77.0.3,<81" pytest matplotlib
+        "setuptools>=77.0.3,<81" pytest matplotlib hypothesis
 fi
 
 # 6. openmim, without its opendatalab -> openxlab chain, which pins

@@ -17,6 +17,8 @@ model = dict(
         feat_channels=64,
         # Objects span ~8-96 px: anchors from 16 px at stride 4.
         anchor_generator=dict(scales=[4])))
+# An RPN's head is class-agnostic (num_classes=1): no NumClassCheckHook.
+custom_hooks = []
 # mmdet's CocoMetric with proposal_fast fixed for numpy >= 1.24.
 val_evaluator = dict(type='CocoProposalMetric', metric='proposal_fast')
 test_evaluator = val_evaluator

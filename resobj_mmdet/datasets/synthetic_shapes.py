@@ -9,6 +9,7 @@ and COCO evaluation ignores in matching). Annotations are COCO json, so
 mmdet's ``CocoDataset`` and ``CocoMetric`` are used unchanged.
 """
 import json
+import logging
 import math
 import os
 import os.path as osp
@@ -18,6 +19,7 @@ from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
+from mmengine.logging import print_log
 
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
@@ -255,3 +257,37 @@ class ShapesDataset(CocoDataset):
                  **kwargs) -> None:
         ensure_shapes(data_root.rstrip('/') or '.', **(generate or {}))
         super().__init__(data_root=data_root, **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        """mmdet's loading, plus one warning if annotations were dropped.
+
+        ``CocoDataset.parse_data_info`` silently skips boxes with zero
+        area, under 1 px wide or high, outside the image or of an unknown
+        category. The generator never writes such boxes, so a dropped one
+        means an edited or foreign annotation file: say so once.
+        """
+        self._dropped_anns: List[Tuple[int, int]] = []
+        data_list = super().load_data_list()
+        if self._dropped_anns:
+            total = sum(n for _, n in self._dropped_anns)
+            print_log(
+                f'{type(self).__name__}: {self.ann_file}: dropped {total} '
+                f'annotation(s) in {len(self._dropped_anns)} image(s) '
+                f'(zero area, under 1 px, outside the image or unknown '
+                f'category_id); (img_id, dropped): '
+                f'{self._dropped_anns[:10]}'
+                f'{" ..." if len(self._dropped_anns) > 10 else ""}',
+                logger='current',
+                level=logging.WARNING)
+        return data_list
+
+    def parse_data_info(self, raw_data_info: dict) -> dict:
+        """``CocoDataset.parse_data_info``, counting what it drops."""
+        data_info = super().parse_data_info(raw_data_info)
+        wanted = [a for a in raw_data_info['raw_ann_info']
+                  if not a.get('ignore', False)]
+        dropped = len(wanted) - len(data_info['instances'])
+        if dropped > 0:
+            self._dropped_anns.append(
+                (raw_data_info['raw_img_info']['img_id'], dropped))
+        return data_info

@@ -72,3 +72,39 @@ def test_dataset_class_loads(tiny_shapes):
             pipeline=[]))
     assert len(ds) == 8
     assert ds.metainfo['classes'] == CLASSES
+
+
+def test_dropped_annotations_are_logged(tmp_path):
+    """mmdet's CocoDataset drops degenerate boxes silently; ShapesDataset
+    says how many, where."""
+    from unittest import mock
+
+    from resobj_mmdet.datasets import ShapesDataset
+    root = str(tmp_path / 'shapes')
+    splits = dict(train=4, val=2)
+    ensure_shapes(root, splits=splits)
+    ann_file = osp.join(root, 'annotations', 'train.json')
+    with open(ann_file) as f:
+        coco = json.load(f)
+    img_id = coco['images'][0]['id']
+    next_id = max(a['id'] for a in coco['annotations']) + 1
+    for i, box in enumerate([[5, 5, 0, 10], [5, 5, -3, -3], [900, 900, 9, 9]]):
+        coco['annotations'].append(dict(
+            id=next_id + i, image_id=img_id, category_id=1, bbox=box,
+            area=max(box[2] * box[3], 0), iscrowd=0))
+    with open(ann_file, 'w') as f:
+        json.dump(coco, f)
+    path = 'resobj_mmdet.datasets.synthetic_shapes.print_log'
+    with mock.patch(path) as log:
+        ds = ShapesDataset(data_root=root + '/', generate=dict(splits=splits),
+                           ann_file='annotations/train.json',
+                           data_prefix=dict(img='train/'), pipeline=[])
+        ds.full_init()
+    assert log.call_count == 1
+    assert 'dropped 3 annotation(s) in 1 image(s)' in log.call_args.args[0]
+    assert f'({img_id}, 3)' in log.call_args.args[0]
+    with mock.patch(path) as log:  # a clean file: no warning
+        ShapesDataset(data_root=root + '/', generate=dict(splits=splits),
+                      ann_file='annotations/val.json',
+                      data_prefix=dict(img='val/'), pipeline=[]).full_init()
+    assert log.call_count == 0

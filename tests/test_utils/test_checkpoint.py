@@ -52,3 +52,30 @@ def test_unexpected_global_still_refused(capsys):
 def test_getattr_restricted_to_history_buffer_statistics():
     with pytest.raises(pickle.UnpicklingError, match='__init__'):
         _roundtrip({'x': EvilGetattr()})
+
+
+class MakesDirectory:
+    """A payload with a visible side effect if it were ever executed."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        import os
+        return (os.mkdir, (self.path, ))
+
+
+def test_runner_checkpoint_loader_refuses_unexpected_global(tmp_path):
+    """mmengine's checkpoint loader (what ``--resume``/``load_from`` and
+    ``mim test --checkpoint`` use) keeps weights_only on: a checkpoint that
+    pickles an unexpected global is refused, naming it, and runs nothing."""
+    from mmengine.runner.checkpoint import load_checkpoint
+    target = tmp_path / 'payload-ran'
+    model = torch.nn.Linear(2, 2)
+    ckpt = tmp_path / 'evil.pth'
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(evil=MakesDirectory(str(target)))), ckpt)
+    with pytest.raises(pickle.UnpicklingError) as err:
+        load_checkpoint(model, str(ckpt), map_location='cpu')
+    assert 'mkdir' in str(err.value) and 'weights_only' in str(err.value)
+    assert not target.exists()

@@ -89,3 +89,7 @@ auto_scale_lr = dict(enable=False, base_batch_size=train_batch_size)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', interval=max_epochs))
+# mmdet's check that every head's num_classes matches the dataset's classes,
+# before the first iteration (an RPN-only model overrides this: its head has
+# num_classes=1 by design).
+custom_hooks = [dict(type='NumClassCheckHook')]

@@ -30,11 +30,15 @@ def joint_score_logit(cls_score: Tensor, obj_logit: Tensor) -> Tensor:
     Returns:
         Tensor: Joint logits, shape (N, A*K, H, W), fp32.
     """
-    num_classes = cls_score.size(1) // obj_logit.size(1)
-    obj = obj_logit.float().repeat_interleave(num_classes, dim=1)
-    log_p = F.logsigmoid(cls_score.float()) + F.logsigmoid(obj)
-    # log(p / (1 - p)); -expm1(log p) = 1 - p without cancellation.
-    return log_p - torch.log(-torch.expm1(log_p))
+    n, ak, h, w = cls_score.shape
+    a = obj_logit.size(1)
+    cls = cls_score.float().reshape(n, a, ak // a, h, w)
+    obj = obj_logit.float()[:, :, None]  # broadcast over the K classes
+    # logit(sigmoid(c) * sigmoid(o)) = c + o - log(1 + e^c + e^o), and
+    # log(1 + e^c + e^o) = logaddexp(c, softplus(o)): stable, and one pass
+    # over the (N, A*K, H, W) map instead of a sigmoid round trip.
+    joint = cls - torch.logaddexp(cls, F.softplus(obj))
+    return joint.add_(obj).reshape(n, ak, h, w)
 
 
 @MODELS.register_module()
@@ -161,6 +165,8 @@ class ResObjHead(ResObjMixin, RetinaHead):
             dict[str, Tensor | list[Tensor]]: ``loss_cls`` and ``loss_bbox``
             per level, ``loss_obj`` and ``loss_res1..T``.
         """
+        batch_gt_instances = self._drop_degenerate_gts(batch_gt_instances,
+                                                       batch_img_metas)
         (all_anchor_list, labels_list, label_weights_list, bbox_targets_list,
          bbox_weights_list, avg_factor) = self._anchor_targets(
              cls_scores, batch_gt_instances, batch_img_metas,

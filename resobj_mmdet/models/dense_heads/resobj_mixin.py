@@ -1,9 +1,11 @@
 # Copyright (c) resobj-mmdet contributors.
 """What every ResObj head shares, written once."""
+import logging
 from typing import List, Optional, Tuple
 
 import torch
 from mmengine.config import ConfigDict
+from mmengine.logging import print_log
 from torch import Tensor
 
 from mmdet.models.utils import images_to_levels
@@ -46,6 +48,81 @@ class ResObjMixin:
             cfg.setdefault(key, value)
         cfg.update(fixed)
         return MODELS.build(cfg)
+
+    def _drop_degenerate_gts(self,
+                             batch_gt_instances: InstanceList,
+                             batch_img_metas: List[dict],
+                             clip: bool = False) -> InstanceList:
+        """Remove GT boxes no anchor can match, with a logged warning.
+
+        A box with non-finite coordinates, zero or negative width/height, or
+        no overlap with the image has IoU 0 with every anchor, and assigners
+        with ``min_pos_iou=0`` (RetinaNet's, YOLOv3's) then make *every*
+        anchor with IoU 0 a positive of that box. mmdet's ``CocoDataset``
+        drops such boxes silently; a custom dataset or pipeline may not.
+        The check is vectorised per image and costs one host sync per batch.
+
+        Args:
+            batch_gt_instances (list[:obj:`InstanceData`]): GT per image.
+            batch_img_metas (list[dict]): Image meta information
+                (``img_shape``).
+            clip (bool): Also clip the kept boxes to the image, as mmdet's
+                transforms do with ``clip_object_border=True``. YOLOv3 needs
+                it: a box centre outside the feature grid crashes its
+                ``responsible_flags`` with an IndexError.
+
+        Returns:
+            list[:obj:`InstanceData`]: The GTs, degenerate boxes removed
+            (the input list itself when nothing is removed).
+        """
+        keeps = []
+        for gt, meta in zip(batch_gt_instances, batch_img_metas):
+            boxes = get_box_tensor(gt.bboxes)
+            h, w = meta['img_shape'][:2]
+            x1, y1 = boxes[:, 0].clamp(min=0), boxes[:, 1].clamp(min=0)
+            x2, y2 = boxes[:, 2].clamp(max=w), boxes[:, 3].clamp(max=h)
+            keeps.append(
+                torch.isfinite(boxes).all(dim=1) & (boxes[:, 2] > boxes[:, 0])
+                & (boxes[:, 3] > boxes[:, 1]) & (x2 > x1) & (y2 > y1))
+        if not keeps:
+            return batch_gt_instances
+        if clip:
+            batch_gt_instances = [
+                self._clip_gt(gt, meta['img_shape'][:2])
+                for gt, meta in zip(batch_gt_instances, batch_img_metas)
+            ]
+        dropped = torch.stack([(~k).sum() for k in keeps]).tolist()
+        if not any(dropped):
+            return batch_gt_instances
+        self._num_degenerate_batches = getattr(
+            self, '_num_degenerate_batches', 0) + 1
+        self._num_degenerate_gts = getattr(self, '_num_degenerate_gts',
+                                           0) + sum(dropped)
+        n = self._num_degenerate_batches
+        if n & (n - 1) == 0:  # batches 1, 2, 4, 8...: visible, not a flood
+            print_log(
+                f'{type(self).__name__}: dropped {sum(dropped)} GT box(es) '
+                f'with non-finite coordinates, zero/negative width or height, '
+                f'or outside the image (per image: {dropped}; '
+                f'{self._num_degenerate_gts} in {n} batch(es) so far). Fix '
+                f'the annotations or the pipeline that produces them.',
+                logger='current',
+                level=logging.WARNING)
+        return [gt[k] for gt, k in zip(batch_gt_instances, keeps)]
+
+    @staticmethod
+    def _clip_gt(gt, img_shape: Tuple[int, int]):
+        """A copy of ``gt`` with its boxes clipped to ``img_shape``."""
+        h, w = img_shape
+        boxes = get_box_tensor(gt.bboxes)
+        clipped = torch.stack([
+            boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h),
+            boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)
+        ], dim=1)
+        gt = gt.clone()
+        gt.bboxes = clipped if isinstance(gt.bboxes, Tensor) else \
+            type(gt.bboxes)(clipped)
+        return gt
 
     @property
     def residual_objectness_modules(self) -> list:

@@ -144,6 +144,10 @@ class ResObjYOLOV3Head(ResObjMixin, YOLOV3Head):
             dict: ``loss_cls``, ``loss_xy``, ``loss_wh`` per level,
             ``loss_conf`` (objectness ``o_0``) and ``loss_res1..T``.
         """
+        # Clipped too: a box centre outside the image would index outside
+        # YOLOv3's responsibility grid (IndexError in mmdet's YOLOV3Head).
+        batch_gt_instances = self._drop_degenerate_gts(
+            batch_gt_instances, batch_img_metas, clip=True)
         num_imgs = len(batch_img_metas)
         device = pred_maps[0][0].device
         featmap_sizes = [

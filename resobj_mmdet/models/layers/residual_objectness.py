@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule, bias_init_with_prob, normal_init
 from torch import Tensor
@@ -166,6 +167,12 @@ class ResidualObjectness(BaseModule):
             self.res_logits.append(self._logit_conv(out_ch))
             prev_out = out_ch
 
+    @property
+    def _plain_logit_convs(self) -> bool:
+        """Whether the residual logit convs are plain ``nn.Conv2d`` (no
+        subclass with its own forward), which the lite fusion relies on."""
+        return all(type(c) is nn.Conv2d for c in self.res_logits)
+
     def init_weights(self) -> None:
         """Normal(0, 0.01) convs; objectness prior bias; zero residual bias."""
         if self.init_cfg is not None:
@@ -210,6 +217,16 @@ class ResidualObjectness(BaseModule):
             return obj_logit
         if self.detach_residual:
             x, obj_feat = x.detach(), obj_feat.detach()
+        if self.res_convs == 0 and self.residual_input != 'chain' and \
+                self.num_steps > 1 and self._plain_logit_convs:
+            # Lite subnets share one input: their T logit convs run as one
+            # conv with T*A outputs (one kernel instead of T small ones).
+            feat = x if self.residual_input == 'class' else obj_feat
+            res = F.conv2d(
+                feat, torch.cat([c.weight for c in self.res_logits]),
+                torch.cat([c.bias for c in self.res_logits]),
+                padding=self.kernel_size // 2)
+            return torch.cat([obj_logit, res], dim=1)
         outs = [obj_logit]
         prev_feat = obj_feat
         for tower, logit_conv in zip(self.res_towers, self.res_logits):

@@ -54,10 +54,11 @@ def refine_objectness(logits: Tensor,
     for t in range(1, logits.size(1)):
         prev = o.detach()
         big = torch.finfo(prev.dtype).max
-        minp = torch.where(pos, prev, prev.new_tensor(big)).amin(
-            dim=1, keepdim=True)
+        # masked_fill with a Python scalar: no host-to-device copy (a
+        # `new_tensor` here would be a synchronising copy on CUDA).
+        minp = prev.masked_fill(~pos, big).amin(dim=1, keepdim=True)
         if no_pos_gate == 'all':
-            minp = torch.where(no_pos, minp.new_tensor(-big), minp)
+            minp = minp.masked_fill(no_pos, -big)
         gate = (prev >= minp) & valid
         base = prev if detach_prev else o
         o = torch.where(gate, base + logits[:, t], base)

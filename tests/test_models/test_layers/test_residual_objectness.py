@@ -77,3 +77,26 @@ def test_unknown_residual_input_names_field():
     with pytest.raises(ValueError, match='residual_input'):
         ResidualObjectness(in_channels=8, num_anchors=1,
                            residual_input='box')
+
+
+@pytest.mark.parametrize('residual_input', ['objectness', 'class'])
+def test_lite_fused_logits_equal_per_step_convs(residual_input):
+    """The lite subnets' fused logit conv computes exactly r_t = conv_t(f)."""
+    from mmdet.registry import MODELS
+    torch.manual_seed(0)
+    m = MODELS.build(dict(type='ResidualObjectness', in_channels=8,
+                          num_anchors=3, num_steps=3, feat_channels=8,
+                          res_convs=0, residual_input=residual_input))
+    m.init_weights()
+    for c in m.res_logits:  # non-trivial residuals
+        torch.nn.init.normal_(c.weight)
+        torch.nn.init.normal_(c.bias)
+    x = torch.randn(2, 8, 5, 6, requires_grad=True)
+    out = m(x)
+    feat = x if residual_input == 'class' else m.obj_tower(x)
+    expected = torch.cat([m.obj_logit(m.obj_tower(x))] +
+                         [c(feat) for c in m.res_logits], dim=1)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    # Still isolated: residuals send no gradient to the input feature.
+    out[:, 3:].sum().backward()
+    assert x.grad is None or (x.grad == 0).all()
