@@ -165,8 +165,6 @@ class ResObjHead(ResObjMixin, RetinaHead):
             dict[str, Tensor | list[Tensor]]: ``loss_cls`` and ``loss_bbox``
             per level, ``loss_obj`` and ``loss_res1..T``.
         """
-        batch_gt_instances = self._drop_degenerate_gts(batch_gt_instances,
-                                                       batch_img_metas)
         (all_anchor_list, labels_list, label_weights_list, bbox_targets_list,
          bbox_weights_list, avg_factor) = self._anchor_targets(
              cls_scores, batch_gt_instances, batch_img_metas,

@@ -157,13 +157,16 @@ class ResObjMixin:
                         batch_img_metas: List[dict],
                         batch_gt_instances_ignore: OptInstanceList = None
                         ) -> Tuple:
-        """``AnchorHead`` targets, with anchors split per level.
+        """``AnchorHead`` targets, with anchors split per level, after
+        :meth:`_drop_degenerate_gts`.
 
         Returns:
             tuple: ``(all_anchor_list, labels_list, label_weights_list,
             bbox_targets_list, bbox_weights_list, avg_factor)``, each list
             per level with (N, H*W*A, ...) tensors.
         """
+        batch_gt_instances = self._drop_degenerate_gts(batch_gt_instances,
+                                                       batch_img_metas)
         featmap_sizes = [featmap.size()[-2:] for featmap in featmap_tensors]
         assert len(featmap_sizes) == self.prior_generator.num_levels
         anchor_list, valid_flag_list = self.get_anchors(

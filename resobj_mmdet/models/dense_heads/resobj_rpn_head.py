@@ -162,8 +162,6 @@ class ResObjRPNHead(ResObjMixin, RPNHead):
             dict: ``loss_rpn_cls`` (objectness of ``o_0``),
             ``loss_rpn_res1..T`` and ``loss_rpn_bbox`` (per level).
         """
-        batch_gt_instances = self._drop_degenerate_gts(batch_gt_instances,
-                                                       batch_img_metas)
         (all_anchor_list, labels_list, label_weights_list, bbox_targets_list,
          bbox_weights_list, avg_factor) = self._anchor_targets(
              cls_scores, batch_gt_instances, batch_img_metas,
