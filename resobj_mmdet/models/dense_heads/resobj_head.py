@@ -11,7 +11,6 @@ from mmdet.models.dense_heads import RetinaHead
 from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
-from ..layers.residual_objectness import cumulative_objectness
 from .resobj_mixin import ResObjMixin
 
 
@@ -216,11 +215,10 @@ class ResObjHead(ResObjMixin, RetinaHead):
             list[:obj:`InstanceData`]: Per image ``scores`` (n, ),
             ``labels`` (n, ) and ``bboxes`` (n, 4).
         """
-        step = self._resolve_step(step)
-        a = self.num_base_priors
         joint = [
-            joint_score_logit(cls, cumulative_objectness(obj, a, step))
-            for cls, obj in zip(cls_scores, obj_preds)
+            joint_score_logit(cls, obj)
+            for cls, obj in zip(cls_scores, self.step_objectness(
+                obj_preds, step))
         ]
         return super().predict_by_feat(
             joint,

@@ -12,7 +12,8 @@ from mmdet.models.utils import images_to_levels
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import cat_boxes, get_box_tensor
 from mmdet.utils import InstanceList, OptInstanceList
-from ..layers.residual_objectness import flatten_objectness
+from ..layers.residual_objectness import (cumulative_objectness,
+                                           flatten_objectness)
 
 
 class ResObjMixin:
@@ -150,6 +151,25 @@ class ResObjMixin:
                 f'{type(self).__name__}.predict_by_feat: `step` must be an '
                 f'int in [0, {num_steps}] (or negative), got {step!r}')
         return step % (num_steps + 1)
+
+    def step_objectness(self, obj_preds: List[Tensor],
+                        step: int = -1) -> List[Tensor]:
+        """Inference objectness ``o_step`` of every level.
+
+        Args:
+            obj_preds (list[Tensor]): Per level, (N, (T+1)*A, H, W)
+                ``[o_0, r_1..r_T]``.
+            step (int): Refinement step, ``0..T``; negative counts from
+                ``T`` (-1, the paper's inference, is ``o_T``).
+
+        Returns:
+            list[Tensor]: Per level, (N, A, H, W) logits.
+        """
+        step = self._resolve_step(step)
+        return [
+            cumulative_objectness(obj, self.num_base_priors, step)
+            for obj in obj_preds
+        ]
 
     def _anchor_targets(self,
                         featmap_tensors: List[Tensor],

@@ -9,7 +9,6 @@ from torch import Tensor
 from mmdet.models.dense_heads import RPNHead
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
-from ..layers.residual_objectness import cumulative_objectness
 from .resobj_mixin import ResObjMixin
 
 
@@ -207,10 +206,8 @@ class ResObjRPNHead(ResObjMixin, RPNHead):
             list[:obj:`InstanceData`]: Per image ``bboxes`` (n, 4),
             ``scores`` (n, ) and ``labels`` (n, ).
         """
-        step = self._resolve_step(step)
-        a = self.num_base_priors
         return super().predict_by_feat(
-            [cumulative_objectness(obj, a, step) for obj in obj_preds],
+            self.step_objectness(obj_preds, step),
             bbox_preds,
             batch_img_metas=batch_img_metas,
             cfg=cfg,

@@ -11,7 +11,6 @@ from mmdet.models.dense_heads import YOLOV3Head
 from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
-from ..layers.residual_objectness import cumulative_objectness
 from ..losses import ResidualObjectnessLoss
 from .resobj_mixin import ResObjMixin
 
@@ -233,13 +232,13 @@ class ResObjYOLOV3Head(ResObjMixin, YOLOV3Head):
             list[:obj:`InstanceData`]: Per image ``scores``, ``labels`` and
             ``bboxes``.
         """
-        step = self._resolve_step(step)
         a = self.num_base_priors
         refined = []
-        for pred_map, obj in zip(pred_maps, obj_preds):
+        for pred_map, obj in zip(pred_maps,
+                                 self.step_objectness(obj_preds, step)):
             n, _, h, w = pred_map.shape
             pred = pred_map.reshape(n, a, self.num_attrib, h, w).clone()
-            pred[:, :, 4] = cumulative_objectness(obj, a, step)
+            pred[:, :, 4] = obj
             refined.append(pred.reshape(n, -1, h, w))
         return super().predict_by_feat(
             refined,
