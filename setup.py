@@ -30,6 +30,16 @@ setup(
         'opencv-python<4.12',
         'pycocotools',
     ],
-    extras_require=dict(tests=['pytest', 'matplotlib'], mim=['openmim']),
+    extras_require=dict(
+        tests=['pytest', 'matplotlib'],
+        mim=['openmim'],
+        # tools/deployment/deploy.py: versions that work together on Python
+        # 3.11 (onnxruntime matches the ORT library inside mmdeploy's wheel).
+        # tools/setup_env.sh installs them with --no-deps (WITH_DEPLOY=1).
+        deploy=[
+            'mmdeploy==1.3.1', 'onnx==1.14.1', 'onnxruntime==1.15.1',
+            'protobuf==3.20.2', 'aenum', 'multiprocess', 'dill',
+            'prettytable', 'grpcio', 'coloredlogs', 'flatbuffers'
+        ]),
     license='Apache-2.0',
     zip_safe=False)

@@ -1,6 +1,8 @@
 """Shared helpers of the end-to-end and config tests."""
 import os.path as osp
 
+import cv2
+import numpy as np
 from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -40,3 +42,23 @@ def use_tiny_data(cfg: Config, root: str, work_dir: str, max_iters: int,
     # that the metric has something to evaluate.
     cfg.model.test_cfg.score_thr = 0.0
     return cfg
+
+
+VOC = """<annotation><size><width>{w}</width><height>{h}</height>
+<depth>3</depth></size>{objects}</annotation>"""
+OBJ = ('<object><name>{name}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}'
+       '</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>')
+
+
+def write_voc_scene(folder, name, w, h, boxes, names=None):
+    """A noise image ``name.png`` with Pascal VOC boxes ``name.xml`` (the
+    layout of the deepforest wheel's data)."""
+    rng = np.random.RandomState(len(name))
+    cv2.imwrite(osp.join(folder, name + '.png'),
+                rng.randint(0, 255, (h, w, 3), dtype=np.uint8))
+    names = names or ['Tree'] * len(boxes)
+    objects = ''.join(
+        OBJ.format(name=n, x1=b[0], y1=b[1], x2=b[2], y2=b[3])
+        for n, b in zip(names, boxes))
+    with open(osp.join(folder, name + '.xml'), 'w') as f:
+        f.write(VOC.format(w=w, h=h, objects=objects))

@@ -34,9 +34,12 @@ def test_resobj_loss_has_no_sync():
     from resobj_mmdet.models.losses import ResidualObjectnessLoss
     logits = torch.randn(2, 3, 50)
     labels = (torch.rand(2, 50) > 0.8).float()
-    with benchmark_overhead.SyncCounter(cuda=False) as c:
-        ResidualObjectnessLoss()(logits, labels, avg_factor=7.0)
-    assert c.count == 0, c.ops
+    for momentum in (None, 0.9):
+        loss = ResidualObjectnessLoss(avg_factor_momentum=momentum)
+        for avg_factor in (7.0, torch.tensor(7.0), 9.0):  # EMA: start, update
+            with benchmark_overhead.SyncCounter(cuda=False) as c:
+                loss(logits, labels, avg_factor=avg_factor)
+            assert c.count == 0, (momentum, avg_factor, c.ops)
 
 
 # --------------------------------------------------------- overhead (tiny)
@@ -52,13 +55,18 @@ def test_overhead_benchmark_runs_and_reports(tmp_path, monkeypatch, capsys):
     rows = [line for line in table.splitlines()
             if line.startswith('| retinanet')]
     assert [r.split('|')[2].strip() for r in rows] == [
-        'vanilla', 'T=2', 'T=2 lite']
+        'vanilla', 'T=2', 'T=2 lite', 'T=2 lite folded']
     results = json.load(open(osp.splitext(out)[0] + '.json'))
-    vanilla, t2, lite = results
+    vanilla, t2, lite, folded = results
     assert vanilla['flop_ratio'] == 1.0
     # T=2 adds three 256->256 convs per level; lite adds none of them.
     assert 1.10 < t2['flop_ratio'] < 1.25 and lite['flop_ratio'] < 1.07
     assert t2['params_m'] > lite['params_m'] > vanilla['params_m']
+    # Folded for inference: the two residual logit convs are gone (what is
+    # left over vanilla is the objectness subnet, T = 0's cost).
+    assert folded['flop_ratio'] < lite['flop_ratio']
+    assert folded['params_m'] < lite['params_m']
+    assert folded['train_ratio'] is None and folded['loss_share'] is None
     assert t2['loss_syncs'] == 0 and 0 < t2['loss_share'] < 1
     assert t2['targets'].startswith(('held', 'NOT held'))
     assert code == (0 if all(r.get('targets', 'held') == 'held'
@@ -74,38 +82,99 @@ def test_accuracy_schedule_and_commands():
     cmd = benchmark_accuracy.train_command('c.py', 'w', 3, 5, ['a=1'])
     assert cmd[1:5] == ['-m', 'mim', 'train', 'mmdet']
     assert 'randomness.seed=3' in cmd and 'param_scheduler.1.T_max=5' in cmd
+    assert 'train_cfg.val_interval=5' in cmd  # shapes: evaluate at the end
     assert cmd[-1] == 'a=1'
-    # Every config exists, every family has a baseline first.
-    for family, variant, config, _ in benchmark_accuracy.RUNS:
-        assert osp.isfile(osp.join(benchmark_accuracy.DEMO, config)), config
+    # Curves on shapes: evaluate every epoch.
+    cmd = benchmark_accuracy.train_command('c.py', 'w', 0, 5, [], 'shapes', 1)
+    assert 'train_cfg.val_interval=1' in cmd
+    assert 'train_cfg.val_interval=5' not in cmd
+    # Every config exists in its suite.
+    for suite in benchmark_accuracy.SUITES.values():
+        for run in suite['runs']:
+            assert osp.isfile(osp.join(suite['config_dir'], run[2])), run
     with pytest.raises(SystemExit):
         benchmark_accuracy.parse_args(['--epochs', '0'])
+    with pytest.raises(SystemExit):  # no RPN-only family in the tree suite
+        benchmark_accuracy.parse_args(['--suite', 'trees', '--families',
+                                       'rpn'])
+    with pytest.raises(SystemExit):
+        benchmark_accuracy.parse_args(['--variants', 'no such variant'])
+
+
+def test_accuracy_tree_suite_keeps_the_recipes():
+    args = benchmark_accuracy.parse_args(['--suite', 'trees'])
+    assert args.epochs is None and args.seeds == [0, 1, 2]
+    runs = benchmark_accuracy.selected_runs(args)
+    seeds = {(r[0], r[1]): r[4] for r in runs}
+    assert seeds[('retinanet', 'ResObj T=2')] == [0, 1, 2]
+    assert seeds[('retinanet', 'ResObj T=1')] == [0]  # ablation: 1 seed
+    cmd = benchmark_accuracy.train_command(
+        'c.py', 'w', 1, None, [], 'trees')
+    # The recipe's own schedule: no length or interval overrides.
+    assert not [c for c in cmd if c.startswith(('train_cfg',
+                                                'param_scheduler'))]
+    # A shortened tree run scales mmdet's 1x steps (8 and 11 of 12).
+    cmd = benchmark_accuracy.train_command('c.py', 'w', 1, 24, [], 'trees')
+    assert 'param_scheduler.1.milestones=[16, 22]' in cmd
+    args = benchmark_accuracy.parse_args(
+        ['--families', 'retinanet', '--variants', 'focal loss',
+         'ResObj T=2'])
+    assert [r[1] for r in benchmark_accuracy.selected_runs(args)] == [
+        'focal loss', 'ResObj T=2']
+
+
+def _scalars(path, records):
+    path.mkdir(parents=True)
+    (path / 'scalars.json').write_text(
+        '\n'.join(json.dumps(r) for r in records) + '\n')
+
+
+def test_accuracy_reads_curves_and_instability(tmp_path):
+    _scalars(tmp_path / 'run' / '20260101_000000' / 'vis_data', [
+        {'lr': 0.01, 'loss': 2.0, 'loss_obj': 1.5, 'step': 10},
+        {'data_time': 0.1, 'time': 0.2, 'step': 1},  # eval, no detection
+        {'lr': 0.01, 'loss': float('nan'), 'loss_obj': float('nan'),
+         'step': 20},
+        {'coco/bbox_mAP': 0.25, 'data_time': 0.1, 'step': 2},
+    ])
+    run = str(tmp_path / 'run')
+    assert benchmark_accuracy.read_metric(run, 'coco/bbox_mAP') == 0.25
+    assert benchmark_accuracy.read_metric(run, 'coco/AR@100') is None
+    info = benchmark_accuracy.read_run(run, 'coco/bbox_mAP')
+    assert info == dict(value=0.25, curve=[[1, None], [2, 0.25]],
+                        nonfinite_loss=True, first_eval_empty=True)
+    _scalars(tmp_path / 'ok' / '20260101_000000' / 'vis_data', [
+        {'lr': 0.01, 'loss': 2.0, 'step': 10},
+        {'coco/bbox_mAP': 0.1, 'step': 1},
+        {'data_time': 0.1, 'step': 2},  # the LAST evaluation is empty
+    ])
+    info = benchmark_accuracy.read_run(str(tmp_path / 'ok'), 'coco/bbox_mAP')
+    assert info['value'] is None and not info['nonfinite_loss']
+    assert not info['first_eval_empty']
 
 
 def test_accuracy_report_from_results(tmp_path):
-    # A fake finished run directory and results file.
-    work = tmp_path / 'run' / '20260101_000000' / 'vis_data'
-    work.mkdir(parents=True)
-    (work / 'scalars.json').write_text(
-        json.dumps({'loss': 1.0, 'step': 1}) + '\n' +
-        json.dumps({'coco/bbox_mAP': 0.25, 'step': 8}) + '\n')
-    assert benchmark_accuracy.read_metric(
-        str(tmp_path / 'run'), 'coco/bbox_mAP') == 0.25
-    assert benchmark_accuracy.read_metric(str(tmp_path / 'run'),
-                                          'coco/AR@100') is None
-    runs = [r for r in benchmark_accuracy.RUNS if r[0] == 'yolov3']
+    args = benchmark_accuracy.parse_args(['--families', 'yolov3'])
+    runs = benchmark_accuracy.selected_runs(args)
     results = {}
     for variant, values in (('vanilla', [0.1, 0.2, 0.3]),
                             ('ResObj T=2', [0.3, 0.3])):
         for seed, v in enumerate(values):
             key = benchmark_accuracy.run_key('yolov3', variant, seed, 8)
-            results[key] = dict(value=v, seconds=10.0)
-    rows = benchmark_accuracy.summarise(results, runs, [0, 1, 2], 8)
+            results[key] = dict(value=v, seconds=10.0,
+                                curve=[[4, v / 2], [8, v]],
+                                nonfinite_loss=seed == 1,
+                                first_eval_empty=False)
+    rows = benchmark_accuracy.summarise(results, runs, 8)
     assert rows[0]['mean'] == pytest.approx(0.2)
     assert rows[0]['std'] == pytest.approx(0.1)
-    assert rows[1]['n'] == 2  # a missing seed is not invented
+    assert rows[1]['n'] == 2 < rows[1]['expected']  # not invented
     table = benchmark_accuracy.markdown_table(rows, 8)
     assert '| yolov3 | vanilla | bbox mAP | 0.200 ± 0.100 |' in table
+    assert '| 1/3 | 0/3 |' in table  # NaN runs, empty first evaluations
     png = str(tmp_path / 'acc.png')
     benchmark_accuracy.bar_chart(rows, png, 'title')
+    assert os.path.getsize(png) > 1000
+    png = str(tmp_path / 'curves.png')
+    assert benchmark_accuracy.curve_chart(rows, png, 'title')
     assert os.path.getsize(png) > 1000

@@ -1,9 +1,12 @@
-"""Accuracy of ResObj against its baselines on the embedded shapes dataset.
+"""Accuracy of ResObj against its baselines, over seeds, per evaluation.
 
-Every run is a real ``mim train mmdet <demo config>`` (training, then the
-loop's final evaluation on the val split) in its own process, with the demo
-schedule shortened to ``--epochs`` (the warm-up, cosine decay and evaluation
-follow) and ``randomness.seed`` set per seed. The families and variants:
+Every run is a real ``mim train mmdet <config>`` (training with the
+config's evaluations on the val split) in its own process, with
+``randomness.seed`` set per seed. Two suites:
+
+``shapes`` (default): the embedded synthetic dataset (``configs/demo/``),
+from scratch, AdamW. The demo schedule is shortened to ``--epochs`` (the
+warm-up, cosine decay and evaluation follow). Families and variants:
 
 - RetinaNet: focal loss | objectness, T = 0 | ResObj T = 1 | ResObj T = 2 |
   ResObj T = 2 lite (residual subnets without a C->C conv);
@@ -11,20 +14,37 @@ follow) and ``randomness.seed`` set per seed. The families and variants:
 - RPN: vanilla (random sampler) | ResObj T = 2 (no sampler), AR@100;
 - Faster R-CNN: vanilla | ResObj RPN, T = 2.
 
-Printed and written to ``--out``: ``results.jsonl`` (one line per finished
-run; an interrupted benchmark resumes from it), ``accuracy.md`` (mean +- std
-over the seeds, the per-seed values and the mean training time) and
-``accuracy.png`` (a bar chart with std error bars).
+``trees``: real aerial images (NEON tree crowns from the ``deepforest``
+wheel, ``configs/trees/``), ImageNet MobileNetV2, each family trained with
+the optimizer and schedule of its mmdet COCO recipe (SGD, no gradient
+clipping unless the recipe clips), evaluated every epoch. Families:
+RetinaNet (focal loss | ResObj T = 2, plus T = 0, T = 1 and lite on the
+first seed only), YOLOv3 (vanilla | ResObj T = 2), Faster R-CNN (vanilla |
+ResObj T = 2). ``--epochs`` is ignored unless given: the recipes keep their
+own length.
+
+Every finished run records its final metric, the metric at every
+evaluation (the learning curve), whether any logged loss was NaN/inf and
+whether the first evaluation had any detection. Printed and written to
+``--out``: ``results.jsonl`` (one line per finished run; an interrupted
+benchmark resumes from it), ``accuracy.md`` (mean +- std over the seeds,
+the per-seed values, stability and the mean wall time), ``accuracy.png``
+(bars with std error bars and the seeds) and ``curves.png`` (metric per
+evaluation, every seed, vanilla vs ResObj).
 
 Usage::
 
-    python tools/benchmark_accuracy.py            # full: 3 seeds, 8 epochs
-    python tools/benchmark_accuracy.py --quick    # 1 seed, 2 epochs
-    python tools/benchmark_accuracy.py --families retinanet --seeds 0 1
+    python tools/benchmark_accuracy.py                  # shapes: 3 seeds, 8 epochs
+    python tools/benchmark_accuracy.py --quick          # 1 seed, 2 epochs
+    python tools/benchmark_accuracy.py --suite trees    # real images, 3 seeds
+    python tools/benchmark_accuracy.py --families retinanet \\
+        --variants 'focal loss' 'ResObj T=2' --seeds 0 --epochs 36 \\
+        --val-interval 1 --out work_dirs/shapes_long   # a long schedule
 """
 import argparse
 import glob
 import json
+import math
 import os
 import os.path as osp
 import statistics
@@ -36,9 +56,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'demo')
+TREES = osp.join(ROOT, 'configs', 'trees')
 
 RETINA_HEAD = 'model.bbox_head.residual_objectness'
-# (family, variant, config, extra --cfg-options)
+# (family, variant, config, extra --cfg-options[, seeds cap])
 RUNS = [
     ('retinanet', 'focal loss', 'retinanet_r18-w16_fpn_12e_shapes.py', []),
     ('retinanet', 'objectness (T=0)',
@@ -58,84 +79,215 @@ RUNS = [
     ('faster-rcnn', 'vanilla', 'faster-rcnn_r18-w16_fpn_12e_shapes.py', []),
     ('faster-rcnn', 'ResObj T=2', 'resobj-faster-rcnn_r18-w16_fpn_12e_shapes.py',
      []),
+    # Beyond the paper (same shared core): ATSS, SSD, YOLOX.
+    ('atss', 'vanilla', 'atss_r18-w16_fpn_12e_shapes.py', []),
+    ('atss', 'ResObj T=2', 'resobj-atss_r18-w16_fpn_12e_shapes.py', []),
+    ('ssd', 'vanilla', 'ssd_r18-w16_12e_shapes.py', []),
+    ('ssd', 'ResObj T=2', 'resobj-ssd_r18-w16_12e_shapes.py', []),
+    ('yolox', 'vanilla', 'yolox_r18-w16_12e_shapes.py', []),
+    ('yolox', 'ResObj T=2', 'resobj-yolox_r18-w16_12e_shapes.py', []),
 ]
-FAMILIES = ['retinanet', 'yolov3', 'rpn', 'faster-rcnn']
+TREE_RUNS = [
+    ('retinanet', 'focal loss', 'retinanet_mobilenetv2_fpn_16e_trees.py', []),
+    ('retinanet', 'ResObj T=2',
+     'resobj-retinanet_mobilenetv2_fpn_16e_trees.py', []),
+    # The T ablation on the first seed only (the issue asks for >= 1 seed).
+    ('retinanet', 'objectness (T=0)',
+     'resobj-retinanet_mobilenetv2_fpn_16e_trees.py',
+     [f'{RETINA_HEAD}.num_steps=0'], 1),
+    ('retinanet', 'ResObj T=1',
+     'resobj-retinanet_mobilenetv2_fpn_16e_trees.py',
+     [f'{RETINA_HEAD}.num_steps=1'], 1),
+    ('retinanet', 'ResObj T=2 lite',
+     'resobj-retinanet_mobilenetv2_fpn_16e_trees.py',
+     [f'{RETINA_HEAD}.res_convs=0'], 1),
+    ('yolov3', 'vanilla', 'yolov3_mobilenetv2_12e_trees.py', []),
+    ('yolov3', 'ResObj T=2', 'resobj-yolov3_mobilenetv2_12e_trees.py', []),
+    ('faster-rcnn', 'vanilla', 'faster-rcnn_mobilenetv2_fpn_12e_trees.py', []),
+    ('faster-rcnn', 'ResObj T=2',
+     'resobj-faster-rcnn_mobilenetv2_fpn_12e_trees.py', []),
+]
+SUITES = {
+    'shapes':
+    dict(
+        config_dir=DEMO,
+        runs=RUNS,
+        families=['retinanet', 'yolov3', 'rpn', 'faster-rcnn', 'atss', 'ssd',
+                  'yolox'],
+        epochs=8,
+        quick_epochs=2,
+        data='Embedded shapes val split'),
+    'trees':
+    dict(
+        config_dir=TREES,
+        runs=TREE_RUNS,
+        families=['retinanet', 'yolov3', 'faster-rcnn'],
+        epochs=None,  # each recipe's own schedule
+        quick_epochs=2,
+        data='NEON tree crowns (real aerial images), val scenes'),
+}
+FAMILIES = ['retinanet', 'yolov3', 'rpn', 'faster-rcnn', 'atss', 'ssd',
+            'yolox']
 METRICS = {'rpn': 'coco/AR@100'}  # every other family: bbox mAP
 DEFAULT_METRIC = 'coco/bbox_mAP'
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--suite', choices=sorted(SUITES), default='shapes')
     parser.add_argument(
         '--quick', action='store_true',
-        help='1 seed, 2 epochs: checks the whole pipeline in < 15 min')
+        help='1 seed, 2 epochs: checks the whole pipeline')
     parser.add_argument('--seeds', type=int, nargs='+', default=None,
                         help='default 0 1 2 (0 with --quick)')
-    parser.add_argument('--epochs', type=int, default=None,
-                        help='training epochs (default 8, 2 with --quick)')
+    parser.add_argument(
+        '--epochs', type=int, default=None,
+        help='training epochs (shapes: default 8, 2 with --quick; trees: '
+        "each recipe's own unless given)")
+    parser.add_argument(
+        '--val-interval', type=int, default=None,
+        help='evaluate every N epochs (shapes default: only at the end; '
+        'trees: every epoch, as the configs do)')
     parser.add_argument('--families', nargs='+', choices=FAMILIES,
-                        default=FAMILIES)
+                        default=None)
+    parser.add_argument('--variants', nargs='+', default=None,
+                        help='only these variant names (default: all)')
     parser.add_argument('--out', default=None,
-                        help='default work_dirs/benchmark_accuracy[_quick]')
+                        help='default work_dirs/benchmark_accuracy'
+                        '[_trees][_quick]')
     parser.add_argument(
         '--jobs', type=int, default=1,
-        help='trainings run in parallel, each with cpus/jobs torch threads '
-        '(on 2 small CPU cores, 2 single-thread jobs finish sooner than one '
-        'job with 2 threads)')
+        help='trainings run in parallel, each with cpus/jobs torch threads')
     parser.add_argument('--dry-run', action='store_true',
                         help='print the commands, run nothing')
     args = parser.parse_args(argv)
+    suite = SUITES[args.suite]
     if args.seeds is None:
         args.seeds = [0] if args.quick else [0, 1, 2]
     if args.epochs is None:
-        args.epochs = 2 if args.quick else 8
-    if args.epochs < 1:
+        args.epochs = suite['quick_epochs'] if args.quick else suite['epochs']
+    if args.epochs is not None and args.epochs < 1:
         parser.error(f'--epochs must be >= 1, got {args.epochs}')
+    if args.val_interval is not None and args.val_interval < 1:
+        parser.error(f'--val-interval must be >= 1, got {args.val_interval}')
     if args.jobs < 1:
         parser.error(f'--jobs must be >= 1, got {args.jobs}')
+    if args.families is None:
+        args.families = suite['families']
+    unknown = [f for f in args.families if f not in suite['families']]
+    if unknown:
+        parser.error(f'--families {unknown} not in the {args.suite} suite '
+                     f'({suite["families"]})')
+    names = {r[1] for r in suite['runs'] if r[0] in args.families}
+    if args.variants is not None:
+        bad = [v for v in args.variants if v not in names]
+        if bad:
+            parser.error(f'--variants {bad}: known {sorted(names)}')
     if args.out is None:
         args.out = osp.join(
-            'work_dirs',
-            'benchmark_accuracy_quick' if args.quick else 'benchmark_accuracy')
+            'work_dirs', 'benchmark_accuracy' +
+            ('_trees' if args.suite == 'trees' else '') +
+            ('_quick' if args.quick else ''))
     return args
 
 
+def selected_runs(args):
+    """The suite's runs for ``--families``/``--variants``, as 5-tuples
+    ``(family, variant, config, extra, seeds)``."""
+    runs = []
+    for run in SUITES[args.suite]['runs']:
+        family, variant, config, extra = run[:4]
+        cap = run[4] if len(run) > 4 else None
+        if family not in args.families or (
+                args.variants is not None and variant not in args.variants):
+            continue
+        runs.append((family, variant, config, extra,
+                     args.seeds[:cap] if cap else list(args.seeds)))
+    return runs
+
+
 def run_key(family, variant, seed, epochs):
-    return f'{family}|{variant}|seed{seed}|{epochs}e'
+    return f'{family}|{variant}|seed{seed}|{epochs or "recipe"}e'
 
 
-def schedule_options(epochs):
-    """``--cfg-options`` that shorten the demos' 12-epoch schedule."""
-    return [
-        f'train_cfg.max_epochs={epochs}',
-        f'train_cfg.val_interval={epochs}',
-        f'default_hooks.checkpoint.interval={epochs}',
-        # param_scheduler[1] is the demos' cosine decay.
-        f'param_scheduler.1.end={epochs}',
-        f'param_scheduler.1.T_max={epochs}',
-    ]
+def schedule_options(epochs, suite='shapes', val_interval=None):
+    """``--cfg-options`` that set a run's length and evaluation interval.
+
+    The shapes demos' second scheduler is a cosine decay over the run; the
+    tree recipes' is mmdet's MultiStepLR, whose milestones are scaled with
+    the length. ``epochs=None`` keeps the config's own schedule.
+    """
+    opts = []
+    if epochs is not None:
+        opts += [
+            f'train_cfg.max_epochs={epochs}',
+            f'default_hooks.checkpoint.interval={epochs}',
+            f'param_scheduler.1.end={epochs}',
+        ]
+        if suite == 'shapes':
+            opts.append(f'param_scheduler.1.T_max={epochs}')
+        else:  # mmdet's 1x steps at 8/12 and 11/12 of training
+            steps = sorted({max(1, round(epochs * 8 / 12)),
+                            max(1, round(epochs * 11 / 12))})
+            opts.append(f'param_scheduler.1.milestones={steps}')
+    if val_interval is not None:
+        opts.append(f'train_cfg.val_interval={val_interval}')
+    elif epochs is not None and suite == 'shapes':
+        opts.append(f'train_cfg.val_interval={epochs}')
+    return opts
 
 
-def train_command(config, work_dir, seed, epochs, extra):
+def train_command(config, work_dir, seed, epochs, extra, suite='shapes',
+                  val_interval=None):
     return [
         sys.executable, '-m', 'mim', 'train', 'mmdet', config, '--work-dir',
         work_dir, '--cfg-options', f'randomness.seed={seed}',
-        *schedule_options(epochs), *extra
+        *schedule_options(epochs, suite, val_interval), *extra
     ]
+
+
+def _scalar_records(work_dir):
+    """Records of the run's newest ``vis_data/scalars.json``."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                      'scalars.json')))
+    if not files:
+        return []
+    with open(files[-1]) as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def read_metric(work_dir, key):
     """The last value of ``key`` in the run's ``vis_data/scalars.json``."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                      'scalars.json')))
     value = None
-    for path in files:
-        with open(path) as f:
-            for line in f:
-                record = json.loads(line)
-                if key in record:
-                    value = record[key]
+    for record in _scalar_records(work_dir):
+        if key in record:
+            value = record[key]
     return value
+
+
+def read_run(work_dir, key):
+    """What a finished run's scalars say.
+
+    Returns:
+        dict: ``value`` (last ``key``), ``curve`` ([[epoch, value or None]]
+        per evaluation; None where the evaluation had no detection),
+        ``nonfinite_loss`` (a logged training loss was NaN or inf) and
+        ``first_eval_empty``.
+    """
+    curve, nonfinite = [], False
+    for record in _scalar_records(work_dir):
+        if 'lr' in record or 'loss' in record:  # a training record
+            nonfinite |= any(
+                isinstance(v, float) and not math.isfinite(v)
+                for k, v in record.items() if k.startswith('loss'))
+        elif 'step' in record:  # an evaluation (CocoMetric logs nothing
+            curve.append([record['step'], record.get(key)])  # when empty)
+    values = [v for _, v in curve if v is not None]
+    return dict(
+        value=values[-1] if curve and curve[-1][1] is not None else None,
+        curve=curve,
+        nonfinite_loss=nonfinite,
+        first_eval_empty=bool(curve) and curve[0][1] is None)
 
 
 def load_results(path):
@@ -149,10 +301,12 @@ def load_results(path):
     return results
 
 
-def summarise(results, runs, seeds, epochs):
-    """Rows of (family, variant, metric, values, mean, std, mean time)."""
+def summarise(results, runs, epochs):
+    """Rows of (family, variant, metric, values, mean, std, time, ...)."""
     rows = []
-    for family, variant, _, _ in runs:
+    for run in runs:
+        family, variant = run[:2]
+        seeds = run[4]
         done = [
             results[k] for k in
             (run_key(family, variant, s, epochs) for s in seeds)
@@ -165,21 +319,29 @@ def summarise(results, runs, seeds, epochs):
         rows.append(
             dict(family=family, variant=variant,
                  metric=METRICS.get(family, DEFAULT_METRIC), values=values,
-                 mean=mean, std=std, seconds=secs, n=len(values)))
+                 mean=mean, std=std, seconds=secs, n=len(values),
+                 nonfinite=sum(bool(r.get('nonfinite_loss')) for r in done),
+                 first_empty=sum(bool(r.get('first_eval_empty'))
+                                 for r in done),
+                 curves=[r.get('curve') or [] for r in done],
+                 expected=len(seeds)))
     return rows
 
 
 def markdown_table(rows, epochs):
     lines = [
         f'| family | variant | metric | mean ± std | per seed | '
-        f'train + eval s ({epochs} ep) |', '|---|---|---|---|---|---|'
+        f'NaN runs | 1st eval empty | train + eval s '
+        f'({epochs or "recipe"} ep) |', '|---|---|---|---|---|---|---|---|'
     ]
     for r in rows:
         metric = 'AR@100' if r['metric'].endswith('AR@100') else 'bbox mAP'
         per_seed = ', '.join(f'{v:.3f}' for v in r['values']) or '—'
         cell = (f'{r["mean"]:.3f} ± {r["std"]:.3f}' if r['n'] else '—')
+        runs = len(r['curves'])
         lines.append(f'| {r["family"]} | {r["variant"]} | {metric} | {cell} '
-                     f'| {per_seed} | {r["seconds"]:.0f} |')
+                     f'| {per_seed} | {r["nonfinite"]}/{runs} | '
+                     f'{r["first_empty"]}/{runs} | {r["seconds"]:.0f} |')
     return '\n'.join(lines)
 
 
@@ -211,16 +373,61 @@ def bar_chart(rows, path, title):
     plt.close(fig)
 
 
+def curve_chart(rows, path, title):
+    """Metric per evaluation, one panel per family, every seed drawn; an
+    evaluation without any detection is drawn as 0 with a hollow marker."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    families = [f for f in FAMILIES
+                if any(r['family'] == f and any(r['curves']) for r in rows)]
+    if not families:
+        return False
+    fig, axes = plt.subplots(
+        1, len(families), figsize=(4.2 * len(families) + 0.5, 3.6),
+        squeeze=False)
+    colors = ['#7f7f7f', '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728',
+              '#9467bd']
+    for ax, family in zip(axes[0], families):
+        fam = [r for r in rows if r['family'] == family]
+        for color, r in zip(colors, fam):
+            for i, curve in enumerate(r['curves']):
+                if not curve:
+                    continue
+                xs = [c[0] for c in curve]
+                ys = [c[1] if c[1] is not None else 0.0 for c in curve]
+                ax.plot(xs, ys, color=color, lw=1.2, alpha=0.85,
+                        label=r['variant'] if i == 0 else None)
+                empty = [(x, 0.0) for x, c in zip(xs, curve) if c[1] is None]
+                if empty:
+                    ax.scatter(*zip(*empty), s=18, facecolors='none',
+                               edgecolors=color, zorder=3)
+        ax.set_title(family)
+        ax.set_xlabel('epoch')
+        ax.set_ylabel('AR@100' if family == 'rpn' else 'bbox mAP')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def main(argv=None):
     args = parse_args(argv)
-    runs = [r for r in RUNS if r[0] in args.families]
+    suite = SUITES[args.suite]
+    runs = selected_runs(args)
     os.makedirs(args.out, exist_ok=True)
     results_path = osp.join(args.out, 'results.jsonl')
     results = load_results(results_path)
     todo = [(run, seed) for seed in args.seeds for run in runs
-            if run_key(run[0], run[1], seed, args.epochs) not in results]
-    print(f'{len(todo)} of {len(runs) * len(args.seeds)} runs to do '
-          f'({args.epochs} epochs; results in {results_path})', flush=True)
+            if seed in run[4]
+            and run_key(run[0], run[1], seed, args.epochs) not in results]
+    total = sum(len(run[4]) for run in runs)
+    print(f'{len(todo)} of {total} runs to do ({args.suite}, '
+          f'{args.epochs or "recipe"} epochs; results in {results_path})',
+          flush=True)
     env = dict(os.environ)
     env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
     if args.jobs > 1:
@@ -228,13 +435,15 @@ def main(argv=None):
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     lock = threading.Lock()
 
-    def run_one(i, family, variant, config, extra, seed):
+    def run_one(i, run, seed):
+        family, variant, config, extra, _ = run
         key = run_key(family, variant, seed, args.epochs)
         work_dir = osp.join(
             args.out, f'{family}_{variant}'.replace(' ', '_').replace(
                 '=', '').replace('(', '').replace(')', ''), f'seed{seed}')
         cmd = train_command(
-            osp.join(DEMO, config), work_dir, seed, args.epochs, extra)
+            osp.join(suite['config_dir'], config), work_dir, seed,
+            args.epochs, extra, args.suite, args.val_interval)
         print(f'[{i + 1}/{len(todo)}] {key}: {" ".join(cmd[1:])}', flush=True)
         if args.dry_run:
             return
@@ -246,42 +455,48 @@ def main(argv=None):
                                   stderr=subprocess.STDOUT)
         seconds = time.perf_counter() - start
         metric = METRICS.get(family, DEFAULT_METRIC)
-        value = read_metric(work_dir, metric)
-        if proc.returncode != 0 or value is None:
+        info = read_run(work_dir, metric)
+        if proc.returncode != 0 or info['value'] is None:
             # A failed run is reported, not averaged in; its log says why.
             print(f'    {key}: FAILED (exit {proc.returncode}, '
-                  f'{metric}={value}); see {log_path}', flush=True)
+                  f'{metric}={info["value"]}); see {log_path}', flush=True)
             return
         record = dict(key=key, family=family, variant=variant, seed=seed,
-                      epochs=args.epochs, metric=metric, value=value,
-                      seconds=seconds, jobs=args.jobs)
+                      epochs=args.epochs, metric=metric, seconds=seconds,
+                      jobs=args.jobs, **info)
         with lock:
             with open(results_path, 'a') as f:
                 f.write(json.dumps(record) + '\n')
             results[key] = record
-        print(f'    {key}: {metric} = {value:.3f} ({seconds:.0f} s)',
+        print(f'    {key}: {metric} = {info["value"]:.3f} ({seconds:.0f} s'
+              f'{", NaN/inf loss" if info["nonfinite_loss"] else ""}'
+              f'{", 1st eval empty" if info["first_eval_empty"] else ""})',
               flush=True)
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = [
-            pool.submit(run_one, i, *run, seed)
+            pool.submit(run_one, i, run, seed)
             for i, (run, seed) in enumerate(todo)
         ]
         for future in futures:
             future.result()
     if args.dry_run:
         return 0
-    rows = summarise(results, runs, args.seeds, args.epochs)
+    rows = summarise(results, runs, args.epochs)
     table = markdown_table(rows, args.epochs)
     seeds = ' '.join(map(str, args.seeds))
-    header = (f'Embedded shapes val split, {args.epochs} epochs, seeds '
-              f'{seeds}; mean ± sample std over the seeds.')
+    length = (f'{args.epochs} epochs' if args.epochs else
+              "each recipe's schedule")
+    header = (f'{suite["data"]}, {length}, seeds {seeds}; mean ± sample std '
+              'over the seeds.')
     with open(osp.join(args.out, 'accuracy.md'), 'w') as f:
         f.write(header + '\n\n' + table + '\n')
     bar_chart(rows, osp.join(args.out, 'accuracy.png'), header)
+    curves = curve_chart(rows, osp.join(args.out, 'curves.png'), header)
     print('\n' + header + '\n\n' + table)
-    print(f'\nwritten: {args.out}/accuracy.md, {args.out}/accuracy.png')
-    missing = [r for r in rows if r['n'] < len(args.seeds)]
+    print(f'\nwritten: {args.out}/accuracy.md, {args.out}/accuracy.png'
+          f'{f", {args.out}/curves.png" if curves else ""}')
+    missing = [r for r in rows if r['n'] < r['expected']]
     return 1 if missing else 0
 
 

@@ -13,6 +13,8 @@
 #                  keep that torch: it is never replaced.
 #   TORCH_SPEC=..  what to install when no torch is importable
 #                  (default: torch==2.13.0, the CPU build on these machines).
+#   WITH_DEPLOY=1  also install the optional `deploy` extra (mmdeploy 1.3.1,
+#                  onnx 1.14.1, onnxruntime 1.15.1) for tools/deployment/.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -112,6 +114,23 @@ assert os.path.realpath(os.path.dirname(resobj_mmdet.__file__)).startswith(os.pa
 "; then
     log "installing resobj_mmdet (editable)"
     "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
+fi
+
+# 8. Optional: the deploy extra (ONNX export with mmdeploy). The versions
+#    that work together on Python 3.11; onnxruntime 1.15.1 matches the ORT
+#    library bundled in mmdeploy's wheel. --no-deps: mmdeploy's own
+#    requirements would pull packages mmdet pins differently.
+if [ "${WITH_DEPLOY:-0}" = "1" ] && ! have "
+import mmdeploy, onnx, onnxruntime, google.protobuf as pb
+assert mmdeploy.__version__ == '1.3.1' and onnx.__version__ == '1.14.1'
+assert onnxruntime.__version__ == '1.15.1' and pb.__version__ == '3.20.2'
+import aenum, multiprocess, dill, prettytable, grpc, coloredlogs, flatbuffers
+"; then
+    log "installing the deploy extra (mmdeploy 1.3.1, onnx 1.14.1, onnxruntime 1.15.1)"
+    "${PIP[@]}" --no-deps "mmdeploy==1.3.1" "onnx==1.14.1" \
+        "onnxruntime==1.15.1" "protobuf==3.20.2" aenum multiprocess dill \
+        prettytable wcwidth grpcio coloredlogs humanfriendly flatbuffers \
+        sympy mpmath
 fi
 
 "$PY" - <<'PYEOF'

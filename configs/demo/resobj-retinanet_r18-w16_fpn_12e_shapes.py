@@ -7,9 +7,7 @@ model = dict(
     bbox_head=dict(
         type='ResObjHead',
         residual_objectness=dict(type='ResidualObjectness', num_steps=2),
-        loss_objectness=dict(
-            type='ResidualObjectnessLoss', loss_weight=1.0,
-            res_loss_weight=1.0),
+        loss_objectness=dict(type='ResidualObjectnessLoss'),
         loss_cls=dict(
             _delete_=True,
             type='CrossEntropyLoss',

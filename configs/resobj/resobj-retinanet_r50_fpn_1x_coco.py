@@ -15,12 +15,16 @@ model = dict(
             residual_input='objectness',
             detach_residual=True,
             obj_prior_prob=0.01),
+        # ResObjHead's defaults (docs/benchmarks.md, "Real images"): weight
+        # 0.5 on the objectness and each residual loss, normalised by an EMA
+        # (momentum 0.9) of the number of positives, so that mmdet's SGD
+        # recipe trains without gradient clipping. An image without
+        # positives gates all its anchors ('none': no residual loss for it).
         loss_objectness=dict(
             type='ResidualObjectnessLoss',
-            loss_weight=1.0,
-            res_loss_weight=1.0,
-            # An image without positives gates all its anchors ('none':
-            # gives it no residual loss).
+            loss_weight=0.5,
+            res_loss_weight=0.5,
+            avg_factor_momentum=0.9,
             no_pos_gate='all'),
         loss_cls=dict(
             _delete_=True,

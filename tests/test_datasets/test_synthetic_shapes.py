@@ -56,7 +56,7 @@ def test_refuses_mismatched_copy(tmp_path):
     ensure_shapes(root, splits=dict(val=2))  # reused
     with pytest.raises(RuntimeError, match='generated with'):
         ensure_shapes(root, splits=dict(val=3))
-    assert not [p for p in os.listdir(tmp_path) if p.startswith('.shapes')]
+    assert not [p for p in os.listdir(tmp_path) if p.startswith('.ShapesDataset')]
 
 
 def test_dataset_class_loads(tiny_shapes):

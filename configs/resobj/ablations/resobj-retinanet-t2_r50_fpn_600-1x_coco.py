@@ -10,9 +10,7 @@ model = dict(
             num_steps=2,
             residual_input='objectness',
             detach_residual=True),
-        loss_objectness=dict(
-            type='ResidualObjectnessLoss', loss_weight=1.0,
-            res_loss_weight=1.0),
+        loss_objectness=dict(type='ResidualObjectnessLoss'),
         loss_cls=dict(
             _delete_=True,
             type='CrossEntropyLoss',

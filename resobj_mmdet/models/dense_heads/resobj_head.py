@@ -2,8 +2,6 @@
 """RetinaNet-ResObj head (paper Fig. 3b)."""
 from typing import List, Optional, Tuple
 
-import torch
-import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from torch import Tensor
 
@@ -11,33 +9,7 @@ from mmdet.models.dense_heads import RetinaHead
 from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
-from .resobj_mixin import ResObjMixin
-
-
-def joint_score_logit(cls_score: Tensor, obj_logit: Tensor) -> Tensor:
-    """Logit of ``sigmoid(cls) * sigmoid(obj)``, computed stably.
-
-    mmdet's post-processing applies ``sigmoid`` to the class map and then
-    thresholds, ranks (``nms_pre``) and NMS-es on it. Feeding it the logit of
-    the joint probability P(class) = P(class|obj) * P(obj) makes all of that
-    operate on the paper's inference score, with mmdet's own code.
-
-    Args:
-        cls_score (Tensor): Class logits, shape (N, A*K, H, W).
-        obj_logit (Tensor): Objectness logits, shape (N, A, H, W).
-
-    Returns:
-        Tensor: Joint logits, shape (N, A*K, H, W), fp32.
-    """
-    n, ak, h, w = cls_score.shape
-    a = obj_logit.size(1)
-    cls = cls_score.float().reshape(n, a, ak // a, h, w)
-    obj = obj_logit.float()[:, :, None]  # broadcast over the K classes
-    # logit(sigmoid(c) * sigmoid(o)) = c + o - log(1 + e^c + e^o), and
-    # log(1 + e^c + e^o) = logaddexp(c, softplus(o)): stable, and one pass
-    # over the (N, A*K, H, W) map instead of a sigmoid round trip.
-    joint = cls - torch.logaddexp(cls, F.softplus(obj))
-    return joint.add_(obj).reshape(n, ak, h, w)
+from .resobj_mixin import ResObjMixin, joint_score_logit  # noqa: F401
 
 
 @MODELS.register_module()
@@ -60,12 +32,15 @@ class ResObjHead(ResObjMixin, RetinaHead):
             ``in_channels``, ``num_anchors`` and (unless given)
             ``feat_channels`` are filled in by the head.
             Defaults to ``dict(type='ResidualObjectness', num_steps=2)``.
-        loss_objectness (dict): Config of the objectness loss.
+        loss_objectness (dict): Config of the objectness loss, over
+            :data:`POSITIVE_NORMALISED_LOSS` (weights 0.5, running
+            normaliser): a config states only what it changes.
         loss_cls (dict): Class loss, applied to positive anchors only. Must be
             a sigmoid loss. Defaults to sigmoid ``CrossEntropyLoss``.
         cls_prior_prob (float, optional): Prior of the class logit bias;
             None uses ``1/K`` (so P(class|obj) starts near uniform), as the
-            authors' release does. Used only when ``init_cfg`` is None.
+            authors' release does, and 0.99 for one class (P(class|obj) is
+            1 by definition). Used only when ``init_cfg`` is None.
         init_cfg (dict, optional): Defaults to RetinaNet's Normal(0, 0.01)
             with the class bias from ``cls_prior_prob``.
     """
@@ -76,9 +51,7 @@ class ResObjHead(ResObjMixin, RetinaHead):
                  residual_objectness: ConfigType = dict(
                      type='ResidualObjectness', num_steps=2),
                  loss_objectness: ConfigType = dict(
-                     type='ResidualObjectnessLoss',
-                     loss_weight=1.0,
-                     res_loss_weight=1.0),
+                     type='ResidualObjectnessLoss'),
                  loss_cls: ConfigType = dict(
                      type='CrossEntropyLoss',
                      use_sigmoid=True,
@@ -86,28 +59,14 @@ class ResObjHead(ResObjMixin, RetinaHead):
                  cls_prior_prob: Optional[float] = None,
                  init_cfg: Optional[dict] = None,
                  **kwargs) -> None:
-        if not loss_cls.get('use_sigmoid', False):
-            raise ValueError(
-                'ResObjHead: `loss_cls` must be a sigmoid loss '
-                '(use_sigmoid=True): background is modelled by the '
-                f'objectness, not by a softmax class; got {loss_cls}')
+        init_cfg = self._imbalance_transfer_init_cfg(
+            num_classes, loss_cls, cls_prior_prob, init_cfg, 'retina_cls')
         self._set_residual_objectness_cfg(residual_objectness)
-        if init_cfg is None:
-            if cls_prior_prob is None:
-                cls_prior_prob = 1.0 / num_classes if num_classes > 1 else 0.5
-            init_cfg = dict(
-                type='Normal',
-                layer='Conv2d',
-                std=0.01,
-                override=dict(
-                    type='Normal',
-                    name='retina_cls',
-                    std=0.01,
-                    bias_prob=cls_prior_prob))
         super().__init__(
             num_classes, in_channels, loss_cls=loss_cls, init_cfg=init_cfg,
             **kwargs)
-        self.loss_objectness = MODELS.build(loss_objectness)
+        self.loss_objectness = MODELS.build(
+            self._positive_normalised_loss(loss_objectness))
 
     def _init_layers(self) -> None:
         """Build RetinaNet's towers and the residual objectness module."""
@@ -169,10 +128,8 @@ class ResObjHead(ResObjMixin, RetinaHead):
              cls_scores, batch_gt_instances, batch_img_metas,
              batch_gt_instances_ignore)
         # Imbalance transfer: negatives give no class loss.
-        cls_weights_list = [
-            w * (lbl < self.num_classes).to(w.dtype)
-            for lbl, w in zip(labels_list, label_weights_list)
-        ]
+        cls_weights_list = self._positive_only(labels_list,
+                                               label_weights_list)
         losses_cls, losses_bbox = multi_apply(
             self.loss_by_feat_single,
             cls_scores,
@@ -215,13 +172,8 @@ class ResObjHead(ResObjMixin, RetinaHead):
             list[:obj:`InstanceData`]: Per image ``scores`` (n, ),
             ``labels`` (n, ) and ``bboxes`` (n, 4).
         """
-        joint = [
-            joint_score_logit(cls, obj)
-            for cls, obj in zip(cls_scores, self.step_objectness(
-                obj_preds, step))
-        ]
         return super().predict_by_feat(
-            joint,
+            self.joint_scores(cls_scores, obj_preds, step),
             bbox_preds,
             score_factors=None,
             batch_img_metas=batch_img_metas,

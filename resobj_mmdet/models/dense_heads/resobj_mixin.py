@@ -4,6 +4,7 @@ import logging
 from typing import List, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from mmengine.logging import print_log
 from torch import Tensor
@@ -14,6 +15,63 @@ from mmdet.structures.bbox import cat_boxes, get_box_tensor
 from mmdet.utils import InstanceList, OptInstanceList
 from ..layers.residual_objectness import (cumulative_objectness,
                                            flatten_objectness)
+from ..losses import ResidualObjectnessLoss
+
+
+def joint_score_logit(cls_score: Tensor, obj_logit: Tensor) -> Tensor:
+    """Logit of ``sigmoid(cls) * sigmoid(obj)``, computed stably.
+
+    mmdet's post-processing applies ``sigmoid`` to the class map and then
+    thresholds, ranks (``nms_pre``) and NMS-es on it. Feeding it the logit of
+    the joint probability P(class) = P(class|obj) * P(obj) makes all of that
+    operate on the paper's inference score, with mmdet's own code.
+
+    Args:
+        cls_score (Tensor): Class logits, shape (N, A*K, H, W).
+        obj_logit (Tensor): Objectness logits, shape (N, A, H, W).
+
+    Returns:
+        Tensor: Joint logits, shape (N, A*K, H, W), fp32.
+    """
+    n, ak, h, w = cls_score.shape
+    a = obj_logit.size(1)
+    cls = cls_score.float().reshape(n, a, ak // a, h, w)
+    obj = obj_logit.float()[:, :, None]  # broadcast over the K classes
+    # logit(sigmoid(c) * sigmoid(o)) = c + o - log(1 + e^c + e^o)
+    #                                = o - softplus(softplus(o) - c):
+    # exact, finite for any logits, one pass over the (N, A*K, H, W) map,
+    # and only ops ONNX has (Softplus), so it exports at opset 11.
+    joint = obj - F.softplus(F.softplus(obj) - cls)
+    return joint.reshape(n, ak, h, w)
+
+
+# Defaults of the objectness loss of the heads that normalise it by the number
+# of positive anchors (RetinaNet, ATSS, SSD: the heads whose focal loss or
+# hard negative mining ResObj replaces). Measured on real images under
+# mmdet's SGD recipes (docs/benchmarks.md, "Real images"): with weight 1 the
+# all-anchor BCE diverges at twice the recipe's learning rate and barely
+# learns at it; 0.5 is the largest weight tried that stays finite at twice
+# the rate. The running normaliser follows the authors' release (an EMA of
+# the number of positives): a batch with few positives cannot blow the loss
+# up. RPN (256 per image), YOLOv3 ('sum') and YOLOX (T = 0 must be YOLOX)
+# keep the loss' own defaults.
+POSITIVE_NORMALISED_LOSS = dict(
+    type='ResidualObjectnessLoss',
+    loss_weight=0.5,
+    res_loss_weight=0.5,
+    avg_factor_momentum=0.9)
+
+
+def default_cls_prior(num_classes: int) -> float:
+    """Prior of P(class | object).
+
+    ``1/K`` for ``K > 1`` (the authors' release): the classes start uniform
+    given an object. With one class, P(class | object) is 1 by definition;
+    0.99 keeps the logit finite, so the joint score starts at the objectness
+    instead of half of it (the former 0.5 halved every early score and
+    kept a one-class detector below mmdet's ``score_thr`` for longer).
+    """
+    return 1.0 / num_classes if num_classes > 1 else 0.99
 
 
 class ResObjMixin:
@@ -35,6 +93,98 @@ class ResObjMixin:
                 f'{type(self).__name__}: `residual_objectness` must be a '
                 f'config dict, got {residual_objectness!r}')
         self.residual_objectness_cfg = ConfigDict(residual_objectness)
+
+    @staticmethod
+    def _positive_normalised_loss(loss_objectness: dict) -> dict:
+        """``loss_objectness`` over :data:`POSITIVE_NORMALISED_LOSS`: a
+        config states only what it changes (its ``type`` included)."""
+        cfg = dict(POSITIVE_NORMALISED_LOSS)
+        if loss_objectness.get('type', cfg['type']) not in (
+                cfg['type'], ResidualObjectnessLoss):
+            return dict(loss_objectness)  # another loss: its own defaults
+        cfg.update(loss_objectness)
+        return cfg
+
+    def _check_sigmoid_cls(self, loss_cls: dict) -> None:
+        """Imbalance transfer needs a sigmoid class loss (background is
+        the objectness' job); raise naming ``loss_cls`` otherwise."""
+        if not loss_cls.get('use_sigmoid', False):
+            raise ValueError(
+                f'{type(self).__name__}: `loss_cls` must be a sigmoid loss '
+                '(use_sigmoid=True): background is modelled by the '
+                f'objectness, not by a softmax class; got {loss_cls}')
+
+    def _imbalance_transfer_init_cfg(self, num_classes: int, loss_cls: dict,
+                                     cls_prior_prob: Optional[float],
+                                     init_cfg: Optional[dict],
+                                     cls_conv: str) -> Optional[dict]:
+        """Check the class loss and give the class conv its prior.
+
+        With imbalance transfer the class branch predicts P(class | object)
+        on positives only, so its loss must be a sigmoid loss (background is
+        the objectness' job) and its bias starts from P(class | object), not
+        from the focal-loss prior.
+
+        Args:
+            num_classes (int): ``K``.
+            loss_cls (dict): The head's class loss config.
+            cls_prior_prob (float, optional): Prior of the class bias; None
+                uses :func:`default_cls_prior`.
+            init_cfg (dict, optional): The user's init_cfg; returned as is
+                when given.
+            cls_conv (str): Name of the class logit conv.
+
+        Returns:
+            dict: The init_cfg to pass on: Normal(0, 0.01) convs, the class
+            conv's bias from the prior.
+        """
+        self._check_sigmoid_cls(loss_cls)
+        if init_cfg is not None:
+            return init_cfg
+        if cls_prior_prob is None:
+            cls_prior_prob = default_cls_prior(num_classes)
+        return dict(
+            type='Normal',
+            layer='Conv2d',
+            std=0.01,
+            override=dict(
+                type='Normal', name=cls_conv, std=0.01,
+                bias_prob=cls_prior_prob))
+
+    def _positive_only(self, labels_list: List[Tensor],
+                       label_weights_list: List[Tensor]) -> List[Tensor]:
+        """Class-loss weights of imbalance transfer: negatives get none.
+
+        Args:
+            labels_list (list[Tensor]): Per level, (N, H*W*A) labels,
+                ``num_classes`` for background.
+            label_weights_list (list[Tensor]): Per level, (N, H*W*A).
+
+        Returns:
+            list[Tensor]: The weights, zero on every non-positive anchor.
+        """
+        return [
+            w * (lbl < self.num_classes).to(w.dtype)
+            for lbl, w in zip(labels_list, label_weights_list)
+        ]
+
+    def joint_scores(self, cls_scores: List[Tensor], obj_preds: List[Tensor],
+                     step: int = -1) -> List[Tensor]:
+        """Per level, the logit of ``sigmoid(cls) * sigmoid(o_step)``.
+
+        Args:
+            cls_scores (list[Tensor]): Per level, (N, A*K, H, W).
+            obj_preds (list[Tensor]): Per level, (N, (T+1)*A, H, W).
+            step (int): Refinement step (see :meth:`step_objectness`).
+
+        Returns:
+            list[Tensor]: Per level, (N, A*K, H, W) joint logits, to hand to
+            mmdet's post-processing in place of the class logits.
+        """
+        return [
+            joint_score_logit(cls, obj) for cls, obj in zip(
+                cls_scores, self.step_objectness(obj_preds, step))
+        ]
 
     def _build_residual_objectness(self, fixed: dict, **defaults):
         """Build a :class:`ResidualObjectness` from the user's config.
@@ -166,8 +316,10 @@ class ResObjMixin:
             list[Tensor]: Per level, (N, A, H, W) logits.
         """
         step = self._resolve_step(step)
+        # A per level from the channels: SSD has different anchor counts.
+        blocks = self.num_steps + 1
         return [
-            cumulative_objectness(obj, self.num_base_priors, step)
+            cumulative_objectness(obj, obj.size(1) // blocks, step)
             for obj in obj_preds
         ]
 

@@ -11,7 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
-from mmengine.model import BaseModule, bias_init_with_prob, normal_init
+from mmengine.model import (BaseModule, bias_init_with_prob, kaiming_init,
+                            normal_init)
 from torch import Tensor
 
 from mmdet.registry import MODELS
@@ -72,14 +73,24 @@ class ResidualObjectness(BaseModule):
         obj_prior_prob (float): Prior used to initialise the objectness logit
             bias. Defaults to 0.01 (paper text; the authors' release uses
             0.001).
+        hidden_init (str): Initialisation of the hidden convs of the
+            objectness and residual subnets: ``'kaiming'`` (default; mmcv
+            ConvModule's own) or ``'normal'`` (Normal(0, 0.01), RetinaNet's
+            head convention and the authors' release). The logit convs are
+            Normal(0, 0.01) either way, so the initial outputs are the
+            priors. With ``'normal'`` the objectness logit sits behind one
+            more small-init conv than a RetinaNet class logit and SGD spends
+            the warm-up on that plateau: on real images under mmdet's
+            RetinaNet recipe the first detections came 3 epochs later
+            (docs/benchmarks.md).
         kernel_size (int): Kernel size of every conv. Defaults to 3.
         conv_cfg (dict, optional): Conv config of the hidden convs.
         norm_cfg (dict, optional): Norm config of the hidden convs.
         act_cfg (dict): Activation of the hidden convs. Defaults to ReLU.
-        init_cfg (dict, optional): Initialisation config. Defaults to None,
-            which applies Normal(0, 0.01) to every conv with zero biases, the
-            objectness prior to the ``o_0`` bias, and zero to residual logit
-            biases so that ``o_t == o_0`` at initialisation.
+        init_cfg (dict, optional): Initialisation config. Defaults to None:
+            ``hidden_init`` for the hidden convs, Normal(0, 0.01) for the
+            logit convs with the objectness prior as the ``o_0`` bias and
+            zero residual biases, so that ``o_t == o_0`` at initialisation.
     """
 
     def __init__(self,
@@ -97,6 +108,7 @@ class ResidualObjectness(BaseModule):
                  conv_cfg: OptConfigType = None,
                  norm_cfg: OptConfigType = None,
                  act_cfg: OptConfigType = dict(type='ReLU'),
+                 hidden_init: str = 'kaiming',
                  init_cfg: OptConfigType = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.in_channels = _check_int('in_channels', in_channels, 1)
@@ -120,6 +132,11 @@ class ResidualObjectness(BaseModule):
         self.conv_cfg = conv_cfg
         self.norm_cfg = norm_cfg
         self.act_cfg = act_cfg
+        if hidden_init not in ('normal', 'kaiming'):
+            raise ValueError('ResidualObjectness: `hidden_init` must be '
+                             f"'normal' or 'kaiming', got {hidden_init!r}")
+        self.hidden_init = hidden_init
+        self.deploy = False
         self._init_layers()
 
     def _tower(self, num_convs: int, in_channels: int) -> nn.Sequential:
@@ -173,14 +190,75 @@ class ResidualObjectness(BaseModule):
         subclass with its own forward), which the lite fusion relies on."""
         return all(type(c) is nn.Conv2d for c in self.res_logits)
 
+    @property
+    def fusable(self) -> bool:
+        """Whether :meth:`switch_to_deploy` can fold the residuals: lite
+        subnets (``res_convs=0``) reading one shared feature with plain
+        ``nn.Conv2d`` logit convs."""
+        return (self.num_steps > 0 and self.res_convs == 0
+                and self.residual_input in ('objectness', 'class')
+                and self._plain_logit_convs
+                and (not self.with_objectness_subnet
+                     or type(self.obj_logit) is nn.Conv2d))
+
+    def switch_to_deploy(self) -> bool:
+        """Re-parameterise a lite module for inference (mmdet/mmyolo's name).
+
+        Inference uses ``o_T = o_0 + r_1 + ... + r_T`` on every anchor. With
+        lite subnets every ``r_t`` is one linear conv of the same feature,
+        so their sum is one conv whose weights and bias are the sums of
+        theirs. When that feature is also the objectness logit conv's input
+        (an objectness subnet with ``residual_input='objectness'``, the
+        RetinaNet default), the sum folds into the objectness logit conv
+        itself and the module costs exactly what ``T = 0`` costs. Otherwise
+        (``'class'`` input, or ``o_0`` from the host head) the T convs become
+        one.
+
+        Afterwards :meth:`forward` returns ``o_T`` only, shape (N, A, H, W),
+        :attr:`num_steps` reads 0 (so heads score with ``o_T``), and training
+        is refused. A module that cannot be folded is left unchanged.
+
+        Returns:
+            bool: Whether the module was folded (True also when it already
+            was).
+        """
+        if self.deploy:
+            return True
+        if not self.fusable:
+            return False
+        weight = torch.stack([c.weight for c in self.res_logits]).sum(0)
+        bias = torch.stack([c.bias for c in self.res_logits]).sum(0)
+        fold_into_obj = self.with_objectness_subnet and \
+            self.residual_input == 'objectness'
+        with torch.no_grad():
+            if fold_into_obj:
+                self.obj_logit.weight.add_(weight)
+                self.obj_logit.bias.add_(bias)
+            else:
+                fused = self._logit_conv(weight.size(1)).to(weight)
+                fused.weight.copy_(weight)
+                fused.bias.copy_(bias)
+                self.fused_res_logit = fused
+        del self.res_towers, self.res_logits
+        self.folded_steps = self.num_steps
+        self.num_steps = 0
+        self.deploy = True
+        return True
+
     def init_weights(self) -> None:
-        """Normal(0, 0.01) convs; objectness prior bias; zero residual bias."""
+        """Hidden convs per ``hidden_init``; Normal(0, 0.01) logit convs;
+        objectness prior bias; zero residual bias."""
         if self.init_cfg is not None:
             super().init_weights()
             return
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 normal_init(m, mean=0, std=0.01, bias=0)
+        if self.hidden_init == 'kaiming':
+            for tower in [getattr(self, 'obj_tower', None), *self.res_towers]:
+                for m in (tower.modules() if tower is not None else []):
+                    if isinstance(m, nn.Conv2d):
+                        kaiming_init(m, a=0, nonlinearity='relu', bias=0)
         if self.with_objectness_subnet:
             normal_init(
                 self.obj_logit,
@@ -200,8 +278,14 @@ class ResidualObjectness(BaseModule):
         Returns:
             Tensor: ``[o_0, r_1, ..., r_T]`` stacked step-major along
             channels, shape (N, (T + 1) * A, H, W); channel ``a`` is ``o_0``
-            and channel ``t * A + a`` is ``r_t`` of anchor ``a``.
+            and channel ``t * A + a`` is ``r_t`` of anchor ``a``. After
+            :meth:`switch_to_deploy`: ``o_T``, shape (N, A, H, W).
         """
+        if self.deploy and self.training:
+            raise RuntimeError(
+                'ResidualObjectness: this module was folded for inference '
+                '(switch_to_deploy) and cannot be trained; rebuild it from '
+                'the config and load the checkpoint to train')
         if self.with_objectness_subnet:
             if obj_logit is not None:
                 raise ValueError('ResidualObjectness has its own objectness '
@@ -213,6 +297,9 @@ class ResidualObjectness(BaseModule):
                 raise ValueError('ResidualObjectness(with_objectness_subnet='
                                  'False) needs the host head\'s `obj_logit`')
             obj_feat = x
+        if self.deploy and hasattr(self, 'fused_res_logit'):
+            feat = obj_feat if self.residual_input == 'objectness' else x
+            return obj_logit + self.fused_res_logit(feat)
         if self.num_steps == 0:
             return obj_logit
         if self.detach_residual:

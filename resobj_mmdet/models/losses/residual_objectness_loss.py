@@ -99,13 +99,18 @@ class ResidualObjectnessLoss(nn.Module):
         no_pos_gate (str): ``'all'`` or ``'none'``, see above.
         reduction (str): ``'mean'`` (default; sum / avg_factor, or the mean
             over all elements when no avg_factor is given) or ``'sum'``.
+        avg_factor_momentum (float, optional): When set, training normalises
+            by an exponential moving average of ``avg_factor`` (this
+            momentum) instead of the batch's own value. See
+            :class:`ResObjHead`. None: the batch's ``avg_factor``, as mmdet.
     """
 
     def __init__(self,
                  loss_weight: float = 1.0,
                  res_loss_weight: float = 1.0,
                  no_pos_gate: str = 'all',
-                 reduction: str = 'mean') -> None:
+                 reduction: str = 'mean',
+                 avg_factor_momentum: Optional[float] = None) -> None:
         super().__init__()
         if no_pos_gate not in NO_POS_GATES:
             raise ValueError(f'ResidualObjectnessLoss: unknown `no_pos_gate` '
@@ -114,10 +119,24 @@ class ResidualObjectnessLoss(nn.Module):
         if reduction not in ('mean', 'sum'):
             raise ValueError('ResidualObjectnessLoss: `reduction` must be '
                              f"'mean' or 'sum', got {reduction!r}")
+        if avg_factor_momentum is not None and (
+                isinstance(avg_factor_momentum, bool)
+                or not isinstance(avg_factor_momentum, (int, float))
+                or not 0.0 <= avg_factor_momentum < 1.0):
+            raise ValueError('ResidualObjectnessLoss: `avg_factor_momentum` '
+                             'must be None or a float in [0, 1), got '
+                             f'{avg_factor_momentum!r}')
         self.loss_weight = loss_weight
         self.res_loss_weight = res_loss_weight
         self.no_pos_gate = no_pos_gate
         self.reduction = reduction
+        self.avg_factor_momentum = avg_factor_momentum
+        # Running normaliser (negative: not started). Persistent when used,
+        # so that --resume continues it; otherwise kept out of checkpoints.
+        self.register_buffer(
+            'avg_factor_ema',
+            torch.tensor(-1.0),
+            persistent=avg_factor_momentum is not None)
         # Set by ObjectnessStatsHook; off by default (no cost when off).
         self.record_stats = False
         self.stats: Optional[Dict[str, Tensor]] = None
@@ -169,6 +188,9 @@ class ResidualObjectnessLoss(nn.Module):
         reduction = reduction_override or self.reduction
         if reduction == 'sum':
             avg_factor = None
+        elif avg_factor is not None and self.avg_factor_momentum is not None \
+                and self.training:
+            avg_factor = self._running_avg_factor(avg_factor)
         elif isinstance(avg_factor, Tensor):
             avg_factor = avg_factor.float().clamp(min=1.0)
         elif avg_factor is not None:
@@ -190,6 +212,24 @@ class ResidualObjectnessLoss(nn.Module):
             self.stats = self.objectness_stats(logits, targets, weights,
                                                gates)
         return losses
+
+    @torch.no_grad()
+    def _running_avg_factor(self, avg_factor) -> Tensor:
+        """Update and return the running normaliser (clamped to >= 1).
+
+        ``ema <- m * ema + (1 - m) * avg_factor``, started at the first
+        batch's value. Device ops with Python scalars only: no host sync.
+        """
+        m = self.avg_factor_momentum
+        ema = self.avg_factor_ema
+        if isinstance(avg_factor, Tensor):
+            value = avg_factor.detach().float().to(ema.device)
+            new = torch.where(ema < 0, value, ema * m + value * (1.0 - m))
+        else:
+            value = float(avg_factor)
+            new = (ema * m + value * (1.0 - m)).masked_fill(ema < 0, value)
+        ema.copy_(new)
+        return new.clamp(min=1.0)
 
     @staticmethod
     @torch.no_grad()

@@ -12,7 +12,7 @@ def test_output_blocks(residual_input, num_steps):
     torch.manual_seed(0)
     m = ResidualObjectness(
         in_channels=8, num_anchors=3, num_steps=num_steps, feat_channels=6,
-        residual_input=residual_input)
+        residual_input=residual_input, hidden_init='normal')
     m.init_weights()
     out = m(torch.randn(2, 8, 5, 7))
     assert out.shape == (2, (num_steps + 1) * 3, 5, 7)
@@ -26,6 +26,32 @@ def test_output_blocks(residual_input, num_steps):
     for t in range(num_steps + 1):
         torch.testing.assert_close(cumulative_objectness(out, 3, t),
                                    sum(blocks[:t + 1]))
+
+
+def test_kaiming_hidden_init_is_default():
+    torch.manual_seed(0)
+    m = ResidualObjectness(in_channels=64, num_anchors=2, num_steps=2,
+                           feat_channels=64)
+    m.init_weights()
+    fan_in = 64 * 9
+    hidden = [t[0].conv for t in [m.obj_tower, *m.res_towers]]
+    for conv in hidden:
+        # He init: std sqrt(2 / fan_in) = 0.059, not RetinaNet's 0.01.
+        assert abs(conv.weight.std().item() - (2 / fan_in)**0.5) < 0.01
+        assert torch.count_nonzero(conv.bias) == 0
+    for conv in [m.obj_logit, *m.res_logits]:
+        assert abs(conv.weight.std().item() - 0.01) < 0.002
+    # The outputs still start near the priors (o_0 ~ logit(0.01), r_t ~ 0),
+    # within a fraction of the prior logit -4.6.
+    out = m(torch.randn(2, 64, 6, 6))
+    o0, *res = out.split(2, dim=1)
+    assert (o0 + 4.595).abs().max() < 0.5
+    assert all(r.abs().max() < 1.0 for r in res)
+
+
+def test_hidden_init_is_checked():
+    with pytest.raises(ValueError, match='hidden_init'):
+        ResidualObjectness(in_channels=4, num_anchors=1, hidden_init='xavier')
 
 
 def test_init_priors():
@@ -100,3 +126,46 @@ def test_lite_fused_logits_equal_per_step_convs(residual_input):
     # Still isolated: residuals send no gradient to the input feature.
     out[:, 3:].sum().backward()
     assert x.grad is None or (x.grad == 0).all()
+
+
+def _spread(m):
+    """Non-trivial weights, so that folding errors cannot hide."""
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for c in m.modules():
+            if isinstance(c, torch.nn.Conv2d):
+                c.weight.copy_(torch.randn(c.weight.shape, generator=gen) * .1)
+                c.bias.copy_(torch.randn(c.bias.shape, generator=gen) * .5)
+
+
+@pytest.mark.parametrize('kwargs,convs_after', [
+    (dict(), 2),  # objectness input: folded into the objectness logit conv
+    (dict(residual_input='class'), 3),  # T convs -> 1
+    (dict(with_objectness_subnet=False), 1),  # host o_0: T convs -> 1
+])
+def test_switch_to_deploy_folds_lite_residuals(kwargs, convs_after):
+    m = ResidualObjectness(in_channels=8, num_anchors=3, num_steps=3,
+                           feat_channels=8, res_convs=0, **kwargs)
+    _spread(m)
+    m.eval()
+    x = torch.randn(2, 8, 5, 7)
+    args = (x, ) if m.with_objectness_subnet else (x, torch.randn(2, 3, 5, 7))
+    expected = cumulative_objectness(m(*args), 3, 3)
+    assert m.fusable and m.switch_to_deploy()
+    assert m.switch_to_deploy()  # idempotent
+    convs = [c for c in m.modules() if isinstance(c, torch.nn.Conv2d)]
+    assert len(convs) == convs_after
+    assert m.num_steps == 0 and m.folded_steps == 3
+    torch.testing.assert_close(m(*args), expected, rtol=1e-5, atol=1e-5)
+    m.train()
+    with pytest.raises(RuntimeError, match='switch_to_deploy'):
+        m(*args)
+
+
+def test_switch_to_deploy_leaves_full_subnets_alone():
+    for kwargs in (dict(res_convs=1), dict(res_convs=0,
+                                           residual_input='chain')):
+        m = ResidualObjectness(in_channels=8, num_anchors=3, num_steps=2,
+                               feat_channels=8, **kwargs)
+        assert not m.fusable and not m.switch_to_deploy()
+        assert m.num_steps == 2 and not m.deploy

@@ -1,0 +1,17 @@
+# ATSS-ResObj, T = 2 (not in the paper): ATSS's focal loss replaced by
+# imbalance transfer + residual objectness, as RetinaNet-ResObj replaces
+# RetinaNet's. ATSS's assigner, GIoU loss and centerness stay; the score is
+# sigmoid(cls) * sigmoid(o_T) * centerness (see ResObjATSSHead).
+_base_ = 'mmdet::atss/atss_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['resobj_mmdet'], allow_failed_imports=False)
+
+model = dict(
+    bbox_head=dict(
+        type='ResObjATSSHead',
+        residual_objectness=dict(type='ResidualObjectness', num_steps=2),
+        loss_objectness=dict(type='ResidualObjectnessLoss'),
+        loss_cls=dict(
+            _delete_=True,
+            type='CrossEntropyLoss',
+            use_sigmoid=True,
+            loss_weight=1.0)))

@@ -1,0 +1,213 @@
+# Copyright (c) resobj-mmdet contributors.
+"""ATSS-ResObj head: focal loss replaced by residual objectness."""
+from typing import List, Optional, Sequence
+
+import torch
+from mmcv.cnn import Scale
+from mmengine.config import ConfigDict
+from torch import Tensor
+
+from mmdet.models.dense_heads import ATSSHead
+from mmdet.models.utils import multi_apply
+from mmdet.registry import MODELS
+from mmdet.utils import ConfigType, InstanceList, OptInstanceList, reduce_mean
+from .resobj_mixin import ResObjMixin
+
+
+@MODELS.register_module()
+class ResObjATSSHead(ResObjMixin, ATSSHead):
+    """ATSS head with imbalance transfer and residual objectness.
+
+    Everything ATSS adds to RetinaNet stays: the adaptive training sample
+    selection (ATSS assigner), GIoU box loss and the centerness branch with
+    its BCE loss on positives. What RetinaNet-ResObj changes, this head
+    changes the same way: the class branch predicts P(class | object) with a
+    sigmoid loss on positive anchors only, and an objectness subnet on the
+    class tower plus ``T`` residual subnets (:class:`ResidualObjectness`)
+    learn foreground vs background over every non-ignored anchor with
+    :class:`ResidualObjectnessLoss` (Algorithm 1's gates).
+
+    Score: mmdet's ATSS multiplies the predicted centerness into the class
+    score (``score_factors``). Here the class score is the joint
+    ``sigmoid(cls) * sigmoid(o_T)``, and centerness multiplies that:
+    ``score = P(class | object) * P(object) * centerness``. Centerness is a
+    localisation-quality factor, not a foreground probability, so it stays
+    outside the objectness (which the residual steps refine) and ranks boxes
+    of one object, as in ATSS.
+
+    Args:
+        num_classes (int): Number of object classes ``K``.
+        in_channels (int): Input feature channels.
+        residual_objectness (dict): Config of the refinement module, as in
+            :class:`ResObjHead`.
+        loss_objectness (dict): Config of the objectness loss, over
+            :data:`POSITIVE_NORMALISED_LOSS` (weights 0.5, running
+            normaliser): a config states only what it changes.
+        loss_cls (dict): Class loss on positives; must be a sigmoid loss.
+        cls_prior_prob (float, optional): Prior of the class bias; None uses
+            ``1/K`` (see :class:`ResObjHead`).
+        init_cfg (dict, optional): Defaults to ATSS's Normal(0, 0.01) with
+            the class bias from ``cls_prior_prob``.
+        **kwargs: :class:`ATSSHead` arguments.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 residual_objectness: ConfigType = dict(
+                     type='ResidualObjectness', num_steps=2),
+                 loss_objectness: ConfigType = dict(
+                     type='ResidualObjectnessLoss'),
+                 loss_cls: ConfigType = dict(
+                     type='CrossEntropyLoss',
+                     use_sigmoid=True,
+                     loss_weight=1.0),
+                 cls_prior_prob: Optional[float] = None,
+                 init_cfg: Optional[dict] = None,
+                 **kwargs) -> None:
+        init_cfg = self._imbalance_transfer_init_cfg(
+            num_classes, loss_cls, cls_prior_prob, init_cfg, 'atss_cls')
+        self._set_residual_objectness_cfg(residual_objectness)
+        super().__init__(
+            num_classes, in_channels, loss_cls=loss_cls, init_cfg=init_cfg,
+            **kwargs)
+        self.loss_objectness = MODELS.build(
+            self._positive_normalised_loss(loss_objectness))
+
+    def _init_layers(self) -> None:
+        """ATSS's towers and branches plus the refinement module."""
+        super()._init_layers()
+        self.res_obj = self._build_residual_objectness(
+            dict(
+                in_channels=self.feat_channels
+                if self.stacked_convs > 0 else self.in_channels,
+                num_anchors=self.num_base_priors),
+            feat_channels=self.feat_channels)
+
+    def forward_single(self, x: Tensor, scale: Scale) -> Sequence[Tensor]:
+        """Forward one feature level.
+
+        Args:
+            x (Tensor): Features of shape (N, C, H, W).
+            scale (:obj:`Scale`): Learnable scale of the box prediction.
+
+        Returns:
+            tuple[Tensor]: ``cls_score`` (N, A*K, H, W) logits of
+            P(class | object), ``bbox_pred`` (N, A*4, H, W), ``centerness``
+            (N, A, H, W) and ``obj_pred`` (N, (T+1)*A, H, W)
+            ``[o_0, r_1..r_T]``.
+        """
+        cls_feat = x
+        reg_feat = x
+        for cls_conv in self.cls_convs:
+            cls_feat = cls_conv(cls_feat)
+        for reg_conv in self.reg_convs:
+            reg_feat = reg_conv(reg_feat)
+        bbox_pred = scale(self.atss_reg(reg_feat)).float()
+        return (self.atss_cls(cls_feat), bbox_pred,
+                self.atss_centerness(reg_feat), self.res_obj(cls_feat))
+
+    def loss_by_feat(self,
+                     cls_scores: List[Tensor],
+                     bbox_preds: List[Tensor],
+                     centernesses: List[Tensor],
+                     obj_preds: List[Tensor],
+                     batch_gt_instances: InstanceList,
+                     batch_img_metas: List[dict],
+                     batch_gt_instances_ignore: OptInstanceList = None
+                     ) -> dict:
+        """ATSS's box and centerness losses, the class loss on positives
+        only, and the objectness losses over all anchors.
+
+        Args:
+            cls_scores (list[Tensor]): Per level, (N, A*K, H, W).
+            bbox_preds (list[Tensor]): Per level, (N, A*4, H, W).
+            centernesses (list[Tensor]): Per level, (N, A, H, W).
+            obj_preds (list[Tensor]): Per level, (N, (T+1)*A, H, W).
+            batch_gt_instances (list[:obj:`InstanceData`]): GT per image.
+            batch_img_metas (list[dict]): Image meta information.
+            batch_gt_instances_ignore (list[:obj:`InstanceData`], optional):
+                Ignored (crowd) boxes per image.
+
+        Returns:
+            dict[str, Tensor | list[Tensor]]: ``loss_cls``, ``loss_bbox`` and
+            ``loss_centerness`` per level, ``loss_obj`` and
+            ``loss_res1..T``.
+        """
+        batch_gt_instances = self._drop_degenerate_gts(batch_gt_instances,
+                                                       batch_img_metas)
+        featmap_sizes = [featmap.size()[-2:] for featmap in bbox_preds]
+        assert len(featmap_sizes) == self.prior_generator.num_levels
+        device = cls_scores[0].device
+        anchor_list, valid_flag_list = self.get_anchors(
+            featmap_sizes, batch_img_metas, device=device)
+        (anchor_list, labels_list, label_weights_list, bbox_targets_list,
+         bbox_weights_list, avg_factor) = self.get_targets(
+             anchor_list,
+             valid_flag_list,
+             batch_gt_instances,
+             batch_img_metas,
+             batch_gt_instances_ignore=batch_gt_instances_ignore)
+        # ATSS's own normaliser (one host read, as in ATSSHead).
+        avg_factor = reduce_mean(
+            torch.tensor(avg_factor, dtype=torch.float, device=device)).item()
+        losses_cls, losses_bbox, loss_centerness, bbox_avg_factor = \
+            multi_apply(
+                self.loss_by_feat_single,
+                anchor_list,
+                cls_scores,
+                bbox_preds,
+                centernesses,
+                labels_list,
+                # Imbalance transfer: negatives give no class loss.
+                self._positive_only(labels_list, label_weights_list),
+                bbox_targets_list,
+                avg_factor=avg_factor)
+        bbox_avg_factor = reduce_mean(sum(bbox_avg_factor)).clamp_(
+            min=1).item()
+        losses = dict(
+            loss_cls=losses_cls,
+            loss_bbox=[x / bbox_avg_factor for x in losses_bbox],
+            loss_centerness=loss_centerness)
+        losses.update(
+            self.loss_objectness_by_feat(obj_preds, labels_list,
+                                         label_weights_list, avg_factor))
+        return losses
+
+    def predict_by_feat(self,
+                        cls_scores: List[Tensor],
+                        bbox_preds: List[Tensor],
+                        centernesses: List[Tensor],
+                        obj_preds: List[Tensor],
+                        batch_img_metas: Optional[List[dict]] = None,
+                        cfg: Optional[ConfigDict] = None,
+                        rescale: bool = False,
+                        with_nms: bool = True,
+                        step: int = -1) -> InstanceList:
+        """Detections scored by ``sigmoid(cls) * sigmoid(o_step) *
+        sigmoid(centerness)``.
+
+        Args:
+            cls_scores (list[Tensor]): Per level, (N, A*K, H, W).
+            bbox_preds (list[Tensor]): Per level, (N, A*4, H, W).
+            centernesses (list[Tensor]): Per level, (N, A, H, W).
+            obj_preds (list[Tensor]): Per level, (N, (T+1)*A, H, W).
+            batch_img_metas (list[dict], optional): Image meta information.
+            cfg (ConfigDict, optional): Test config; defaults to test_cfg.
+            rescale (bool): Rescale boxes to the original image size.
+            with_nms (bool): Apply NMS.
+            step (int): Refinement step whose objectness scores the boxes;
+                -1 (default) is ``o_T``.
+
+        Returns:
+            list[:obj:`InstanceData`]: Per image ``scores`` (n, ),
+            ``labels`` (n, ) and ``bboxes`` (n, 4).
+        """
+        return super().predict_by_feat(
+            self.joint_scores(cls_scores, obj_preds, step),
+            bbox_preds,
+            score_factors=centernesses,
+            batch_img_metas=batch_img_metas,
+            cfg=cfg,
+            rescale=rescale,
+            with_nms=with_nms)

@@ -1,0 +1,41 @@
+"""The GPU kit (tools/gpu/), run here in its scaled-down CPU dry mode."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+from helpers import REPO
+
+
+def test_fetch_check_lists_the_carry(tmp_path):
+    sys.path.insert(0, osp.join(REPO, 'tools', 'gpu'))
+    import fetch
+    info = fetch.carry_list(str(tmp_path))
+    assert info == dict(carry=['.gpu_carry'], files=[], bytes=0, fits=True)
+    wheels = {w.split('==')[0] for w in fetch.WHEELS}
+    assert {'mmengine', 'mmdet', 'pycocotools'} <= wheels
+    assert fetch.SDISTS == ['mmcv==2.1.0']
+
+
+def test_dry_run_reports_every_check(tmp_path):
+    out = tmp_path / 'report.md'
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'gpu', 'validate.py'),
+         '--device', 'cpu', '--dry', '--out', str(out), '--work-dir',
+         str(tmp_path / 'work')],
+        cwd=REPO, capture_output=True, text=True, timeout=1500)
+    report = out.read_text()
+    assert proc.returncode == 0, report + proc.stdout[-3000:] + \
+        proc.stderr[-3000:]
+    lines = [l for l in report.splitlines() if l.startswith('- **')]
+    names = ' '.join(lines)
+    # Every detector in the precision and sync checks, every other check.
+    for head in ('retinanet', 'yolov3', 'faster-rcnn', 'atss', 'ssd',
+                 'yolox'):
+        assert f'precision resobj-{head}' in names, head
+        assert f'syncs resobj-{head}' in names, head
+    for check in ('env', 'pytest -m cuda', 'train', 'cross',
+                  'overhead benchmark'):
+        assert check in names, check
+    assert not [l for l in lines if l.startswith('- **FAIL')]
+    assert '0 host syncs' in names

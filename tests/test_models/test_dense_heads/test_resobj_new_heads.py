@@ -1,0 +1,265 @@
+"""ResObjATSSHead, ResObjSSDHead, ResObjYOLOXHead: the shared core on three
+more mmdet heads."""
+import pytest
+import torch
+from mmengine.config import ConfigDict
+from mmengine.structures import InstanceData
+
+from mmdet.registry import MODELS
+
+IMG_METAS = [{
+    'img_shape': (64, 64, 3),
+    'pad_shape': (64, 64, 3),
+    'scale_factor': (1.0, 1.0),
+}] * 2
+SSD_ANCHORS = dict(
+    type='SSDAnchorGenerator',
+    scale_major=False,
+    input_size=64,
+    strides=[8, 16, 32],
+    ratios=([2], [2, 3], [2]),
+    min_sizes=[8, 20, 40],
+    max_sizes=[20, 40, 64])
+TEST_CFG = ConfigDict(
+    nms_pre=1000,
+    min_bbox_size=0,
+    score_thr=0.0,
+    nms=dict(type='nms', iou_threshold=0.6),
+    max_per_img=1000)
+
+
+def atss_head(num_steps=2, **kwargs):
+    cfg = dict(
+        type='ResObjATSSHead',
+        num_classes=3,
+        in_channels=8,
+        feat_channels=8,
+        stacked_convs=1,
+        norm_cfg=None,
+        residual_objectness=dict(num_steps=num_steps),
+        anchor_generator=dict(
+            type='AnchorGenerator',
+            ratios=[1.0],
+            octave_base_scale=4,
+            scales_per_octave=1,
+            strides=[8, 16, 32]),
+        bbox_coder=dict(
+            type='DeltaXYWHBBoxCoder',
+            target_means=[.0, .0, .0, .0],
+            target_stds=[0.1, 0.1, 0.2, 0.2]),
+        loss_bbox=dict(type='GIoULoss', loss_weight=2.0),
+        train_cfg=ConfigDict(
+            assigner=dict(type='ATSSAssigner', topk=9),
+            allowed_border=-1,
+            pos_weight=-1,
+            debug=False),
+        test_cfg=TEST_CFG)
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+def ssd_head(num_steps=2, **kwargs):
+    cfg = dict(
+        type='ResObjSSDHead',
+        num_classes=3,
+        in_channels=(8, 8, 8),
+        residual_objectness=dict(num_steps=num_steps, feat_channels=8),
+        anchor_generator=SSD_ANCHORS,
+        bbox_coder=dict(
+            type='DeltaXYWHBBoxCoder',
+            target_means=[.0, .0, .0, .0],
+            target_stds=[0.1, 0.1, 0.2, 0.2]),
+        train_cfg=ConfigDict(
+            assigner=dict(
+                type='MaxIoUAssigner',
+                pos_iou_thr=0.5,
+                neg_iou_thr=0.5,
+                min_pos_iou=0.,
+                ignore_iof_thr=-1,
+                gt_max_assign_all=False),
+            sampler=dict(type='PseudoSampler'),
+            smoothl1_beta=1.,
+            allowed_border=-1,
+            pos_weight=-1,
+            neg_pos_ratio=None,
+            debug=False),
+        test_cfg=TEST_CFG)
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+def yolox_head(num_steps=2, type='ResObjYOLOXHead'):
+    cfg = dict(
+        type=type,
+        num_classes=3,
+        in_channels=8,
+        feat_channels=8,
+        stacked_convs=1,
+        strides=(8, 16, 32),
+        train_cfg=ConfigDict(
+            assigner=dict(type='SimOTAAssigner', center_radius=2.5)),
+        test_cfg=ConfigDict(
+            score_thr=0.0, nms=dict(type='nms', iou_threshold=0.65)))
+    if type == 'ResObjYOLOXHead':
+        cfg['residual_objectness'] = dict(num_steps=num_steps)
+    return MODELS.build(cfg)
+
+
+BUILDERS = dict(atss=atss_head, ssd=ssd_head, yolox=yolox_head)
+
+
+def feats():
+    torch.manual_seed(1)
+    return [torch.rand(2, 8, s, s) for s in (8, 4, 2)]
+
+
+def gt(boxes, labels):
+    inst = InstanceData()
+    inst.bboxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    inst.labels = torch.tensor(labels, dtype=torch.long)
+    return inst
+
+
+def total(value):
+    return sum(value) if isinstance(value, (list, tuple)) else value
+
+
+def losses_of(head, gts):
+    return head.loss_by_feat(*head(feats()), gts, IMG_METAS)
+
+
+ONE = [[12.0, 12.0, 44.0, 40.0]]
+OBJ_KEYS = ('loss_obj', 'loss_res1', 'loss_res2')
+
+
+@pytest.mark.parametrize('name', ['atss', 'ssd', 'yolox'])
+def test_empty_gt_semantics(name):
+    head = BUILDERS[name]()
+    head.init_weights()
+    empty = losses_of(head, [gt([], []), gt([], [])])
+    others = [k for k in empty if k not in OBJ_KEYS]
+    assert 'loss_cls' in others and 'loss_bbox' in others
+    for key in others:  # class, box (and centerness / L1): exactly 0
+        assert total(empty[key]).item() == 0, key
+    for key in OBJ_KEYS:  # background still trains the objectness
+        assert empty[key].item() > 0, key
+    one = losses_of(head, [gt(ONE, [1]), gt(ONE, [2])])
+    for key in one:
+        if key == 'loss_l1':
+            continue  # YOLOX's L1 loss is off until its mode switch
+        assert total(one[key]).item() > 0, key
+
+
+@pytest.mark.parametrize('name', ['atss', 'ssd', 'yolox'])
+def test_gradient_isolation(name):
+    head = BUILDERS[name]()
+    head.init_weights()
+    losses = losses_of(head, [gt(ONE, [1]), gt(ONE, [2])])
+    head.zero_grad()
+    (losses['loss_res1'] + losses['loss_res2']).backward()
+    flows = {n: p.grad is not None and p.grad.abs().sum().item() > 0
+             for n, p in head.named_parameters()}
+    res = [n for n in flows if '.res_towers.' in n or '.res_logits.' in n]
+    assert res and all(flows[n] for n in res)
+    # Nothing outside the residual subnets learns from residual losses.
+    assert not [n for n in flows if flows[n] and n not in res]
+
+
+def test_yolox_t0_is_vanilla_yolox():
+    """Same weights -> same maps, losses and predictions."""
+    torch.manual_seed(0)
+    ours = yolox_head(num_steps=0)
+    ours.init_weights()
+    vanilla = yolox_head(type='YOLOXHead')
+    state = {k: v for k, v in ours.state_dict().items()
+             if not k.startswith('res_objs')}
+    vanilla.load_state_dict(state, strict=True)
+    gts = [gt(ONE, [1]), gt([[4.0, 30.0, 20.0, 60.0]], [0])]
+    a = ours.loss_by_feat(*ours(feats()), gts, IMG_METAS)
+    b = vanilla.loss_by_feat(*vanilla(feats()), gts, IMG_METAS)
+    assert set(a) == set(b)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    ours.eval()
+    vanilla.eval()
+    with torch.no_grad():
+        ra = ours.predict_by_feat(*ours(feats()), batch_img_metas=IMG_METAS)
+        rb = vanilla.predict_by_feat(*vanilla(feats()),
+                                     batch_img_metas=IMG_METAS)
+    for x, y in zip(ra, rb):
+        torch.testing.assert_close(x.scores, y.scores)
+        torch.testing.assert_close(x.bboxes, y.bboxes)
+
+
+def test_yolox_points_and_objectness_shapes():
+    head = yolox_head(num_steps=2)
+    cls_scores, bbox_preds, obj_preds = head(feats())
+    # One point prior per location: [o_0, r_1, r_2] in 3 channels.
+    assert [o.shape for o in obj_preds] == [(2, 3, 8, 8), (2, 3, 4, 4),
+                                            (2, 3, 2, 2)]
+
+
+def test_ssd_has_no_mining_and_refuses_it():
+    head = ssd_head()
+    head.init_weights()
+    # Every negative anchor is in the objectness loss: with no GT it equals
+    # BCE(o_0, 0) summed over all anchors, divided by mmdet's avg_factor
+    # (its SamplingResult counts at least one positive per image: 2).
+    losses = losses_of(head, [gt([], []), gt([], [])])
+    obj = torch.cat([
+        o[:, :o.size(1) // 3].reshape(-1) for o in head(feats())[2]
+    ])
+    expected = torch.nn.functional.softplus(obj).sum() / 2 * \
+        head.loss_objectness.loss_weight
+    torch.testing.assert_close(losses['loss_obj'], expected)
+    with pytest.raises(ValueError, match='neg_pos_ratio'):
+        ssd_head(train_cfg=dict(neg_pos_ratio=3))
+    with pytest.raises(ValueError, match='loss_cls'):
+        ssd_head(loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False))
+
+
+def test_ssd_levels_have_their_own_anchor_counts():
+    head = ssd_head()
+    head.init_weights()
+    _, _, obj_preds = head(feats())
+    # 4, 6, 4 anchors per location; T + 1 = 3 blocks.
+    assert [o.size(1) for o in obj_preds] == [12, 18, 12]
+    p = head.cls_convs[0][-1].bias.sigmoid()
+    torch.testing.assert_close(p, torch.full_like(p, 1 / 3))
+
+
+@pytest.mark.parametrize('name', ['atss', 'ssd'])
+def test_predict_score_formula(name):
+    head = BUILDERS[name]().eval()
+    with torch.no_grad():
+        outs = list(head(feats()))
+        torch.manual_seed(3)
+        outs = [[torch.randn_like(x) * 2 for x in level] for level in outs]
+        # Zero deltas: boxes are the anchors, none dropped as degenerate.
+        outs[1] = [torch.zeros_like(x) for x in outs[1]]
+        results = head.predict_by_feat(
+            *outs, batch_img_metas=IMG_METAS[:1], with_nms=False)[0]
+    cls_scores, obj_preds = outs[0], outs[-1]
+    expected = []
+    for lvl, (c, o) in enumerate(zip(cls_scores, obj_preds)):
+        a = o.size(1) // 3
+        obj = o[0].reshape(3, a, *o.shape[-2:]).sum(0).sigmoid()  # o_T
+        score = c[0].reshape(a, 3, *c.shape[-2:]).sigmoid() * obj[:, None]
+        if name == 'atss':  # centerness multiplies the joint score
+            score = score * outs[2][lvl][0].sigmoid()[:, None]
+        expected.append(score.permute(2, 3, 0, 1).reshape(-1))
+    expected = torch.cat(expected).sort(descending=True).values
+    got = results.scores.sort(descending=True).values
+    torch.testing.assert_close(got, expected[:len(got)], rtol=1e-5,
+                               atol=1e-7)
+
+
+@pytest.mark.parametrize('name', ['atss', 'ssd', 'yolox'])
+def test_degenerate_boxes_are_dropped(name):
+    head = BUILDERS[name]()
+    head.init_weights()
+    bad = gt([[30.0, 30.0, 30.0, 50.0], [float('nan'), 0, 10, 10]], [0, 1])
+    clean = losses_of(head, [gt([], []), gt([], [])])
+    dirty = losses_of(head, [bad, gt([], [])])
+    for key in clean:
+        torch.testing.assert_close(total(dirty[key]), total(clean[key]))
