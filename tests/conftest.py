@@ -20,3 +20,9 @@ def tiny_shapes(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('data') / 'shapes')
     ensure_shapes(root, splits=TINY_SPLITS)
     return root
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'cuda: needs a CUDA device (skipped without one); the GPU '
+        'kit runs them with `pytest -m cuda` (tools/gpu/README.md)')

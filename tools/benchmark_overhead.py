@@ -88,7 +88,10 @@ FAMILIES = {
         # mmdet 3.3.0's SSDHead cannot predict (mmdetection#11780): its
         # registered twin with the missing attribute, otherwise identical.
         vanilla_head_type='SSDHeadCompat',
-        shape=(300, 300)),
+        shape=(300, 300),
+        # SSD300's last extra layers (3x3, no padding) reduce 300 px to
+        # 1x1: a smaller input does not run. --scale leaves it at 300.
+        scalable=False),
     'yolox': dict(
         vanilla='mmdet::yolox/yolox_s_8xb8-300e_coco.py',
         resobj='configs/resobj/resobj-yolox_s_8xb8-300e_coco.py',
@@ -397,7 +400,8 @@ def timed(fn, device):
 
 def bench_family(family, args, device):
     import torch
-    shape = tuple(int(round(s * args.scale)) for s in FAMILIES[family]['shape'])
+    scale = args.scale if FAMILIES[family].get('scalable', True) else 1.0
+    shape = tuple(int(round(s * scale)) for s in FAMILIES[family]['shape'])
     cuda = device.type == 'cuda'
     infer_in, infer_samples = make_batch(shape, 1, args.num_gts, device)
     train_in, train_samples = make_batch(shape, args.batch, args.num_gts,

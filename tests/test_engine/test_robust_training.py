@@ -167,24 +167,7 @@ def test_bf16_autocast_training(tiny_shapes, tmp_path):
     assert all(np.isfinite(v) for it in losses.values() for v in it.values())
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(),
-                    reason='AmpOptimWrapper needs CUDA (mmengine refuses '
-                    'CPU); CPU runs the bf16 autocast test above')
-@pytest.mark.parametrize('demo', [
-    'resobj-retinanet_r18-w16_fpn_12e_shapes.py',
-    'resobj-yolov3_r18-w16_12e_shapes.py',
-    'resobj-faster-rcnn_r18-w16_fpn_12e_shapes.py'
-])
-def test_fp16_amp_optim_wrapper_cuda(demo, tiny_shapes, tmp_path):
-    cfg = use_tiny_data(Config.fromfile(osp.join(DEMO, demo)), tiny_shapes,
-                        str(tmp_path), max_iters=5)
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    cfg.optim_wrapper.dtype = 'float16'
-    cfg.optim_wrapper.loss_scale = 'dynamic'
-    Runner.from_cfg(cfg).train()
-    losses = _train_losses(str(tmp_path))
-    assert sorted(losses) == [1, 2, 3, 4, 5]
-    assert all(np.isfinite(v) for it in losses.values() for v in it.values())
+# fp16 AmpOptimWrapper (CUDA only): tests/test_cuda.py, `pytest -m cuda`.
 
 
 # ------------------------------------------------------ resume determinism
