@@ -153,6 +153,25 @@ def test_accuracy_reads_curves_and_instability(tmp_path):
     assert not info['first_eval_empty']
 
 
+def test_accuracy_report_only_trains_nothing(tmp_path, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError('--report-only must not train')
+
+    monkeypatch.setattr(benchmark_accuracy.subprocess, 'run', no_training)
+    out = tmp_path / 'acc'
+    out.mkdir()
+    key = benchmark_accuracy.run_key('ssd', 'vanilla', 0, 8)
+    (out / 'results.jsonl').write_text(json.dumps(dict(
+        key=key, value=0.25, seconds=5.0, curve=[[8, 0.25]],
+        nonfinite_loss=False, first_eval_empty=False)) + '\n')
+    rc = benchmark_accuracy.main(['--families', 'ssd', '--report-only',
+                                  '--out', str(out)])
+    assert rc == 1  # rows short of their seeds
+    table = (out / 'accuracy.md').read_text()
+    assert '| ssd | vanilla | bbox mAP | 0.250 (1 of 3 seeds) |' in table
+    assert '| ssd | ResObj T=2 | bbox mAP | — |' in table
+
+
 def test_accuracy_report_from_results(tmp_path):
     args = benchmark_accuracy.parse_args(['--families', 'yolov3'])
     runs = benchmark_accuracy.selected_runs(args)
@@ -172,6 +191,11 @@ def test_accuracy_report_from_results(tmp_path):
     table = benchmark_accuracy.markdown_table(rows, 8)
     assert '| yolov3 | vanilla | bbox mAP | 0.200 ± 0.100 |' in table
     assert '| 1/3 | 0/3 |' in table  # NaN runs, empty first evaluations
+    # Fewer seeds than asked: said in the cell, no std of one value.
+    assert '| 0.300 ± 0.000 (2 of 3 seeds) |' in table
+    one = dict(rows[1], values=[0.3], n=1, mean=0.3, std=0.0)
+    assert '| 0.300 (1 of 3 seeds) |' in benchmark_accuracy.markdown_table(
+        [one], 8)
     png = str(tmp_path / 'acc.png')
     benchmark_accuracy.bar_chart(rows, png, 'title')
     assert os.path.getsize(png) > 1000

@@ -158,6 +158,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--jobs', type=int, default=1,
         help='trainings run in parallel, each with cpus/jobs torch threads')
+    parser.add_argument(
+        '--report-only', action='store_true',
+        help='train nothing: write the report from results.jsonl (rows '
+        'with fewer seeds than asked say how many)')
     parser.add_argument('--dry-run', action='store_true',
                         help='print the commands, run nothing')
     args = parser.parse_args(argv)
@@ -337,7 +341,10 @@ def markdown_table(rows, epochs):
     for r in rows:
         metric = 'AR@100' if r['metric'].endswith('AR@100') else 'bbox mAP'
         per_seed = ', '.join(f'{v:.3f}' for v in r['values']) or '—'
-        cell = (f'{r["mean"]:.3f} ± {r["std"]:.3f}' if r['n'] else '—')
+        cell = (f'{r["mean"]:.3f} ± {r["std"]:.3f}' if r['n'] > 1 else
+                f'{r["mean"]:.3f}' if r['n'] else '—')
+        if 0 < r['n'] < r['expected']:
+            cell += f' ({r["n"]} of {r["expected"]} seeds)'
         runs = len(r['curves'])
         lines.append(f'| {r["family"]} | {r["variant"]} | {metric} | {cell} '
                      f'| {per_seed} | {r["nonfinite"]}/{runs} | '
@@ -421,9 +428,10 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     results_path = osp.join(args.out, 'results.jsonl')
     results = load_results(results_path)
-    todo = [(run, seed) for seed in args.seeds for run in runs
-            if seed in run[4]
-            and run_key(run[0], run[1], seed, args.epochs) not in results]
+    todo = [] if args.report_only else [
+        (run, seed) for seed in args.seeds for run in runs
+        if seed in run[4]
+        and run_key(run[0], run[1], seed, args.epochs) not in results]
     total = sum(len(run[4]) for run in runs)
     print(f'{len(todo)} of {total} runs to do ({args.suite}, '
           f'{args.epochs or "recipe"} epochs; results in {results_path})',

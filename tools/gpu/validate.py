@@ -411,7 +411,9 @@ def check_overhead(report, args):
     proc, secs = _run(cmd)
     ok = osp.isfile(out)
     held = proc.returncode == 0
-    report.add('PASS' if ok and held else ('FAIL' if not ok else 'FAIL'),
+    # The dry run checks that the benchmark runs and reports: its timings
+    # (tiny inputs, one repetition, a shared CPU) say nothing of the targets.
+    report.add('PASS' if ok and (held or args.dry) else 'FAIL',
                'overhead benchmark',
                f'{secs:.0f} s, targets {"held" if held else "NOT all held"}'
                if ok else (proc.stdout + proc.stderr)[-300:])
