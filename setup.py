@@ -1,7 +1,24 @@
 """resobj-mmdet: Residual Objectness for MMDetection 3.x."""
+import glob
 import os.path as osp
 
 from setuptools import find_packages, setup
+
+
+def mim_files():
+    """What openmim reads from ``resobj_mmdet/.mim`` (``mim search``, and
+    configs for ``mim train``): the model index, the metafiles and configs.
+    In the repository ``.mim`` holds symlinks to the top-level files, so an
+    editable install sees them live; a wheel gets copies."""
+    root = osp.join(osp.dirname(osp.abspath(__file__)), 'resobj_mmdet')
+    files = []
+    for pattern in ('.mim/model-index.yml', '.mim/configs/**/*.py',
+                    '.mim/configs/**/*.yml'):
+        files += [
+            osp.relpath(p, root)
+            for p in glob.glob(osp.join(root, pattern), recursive=True)
+        ]
+    return sorted(files)
 
 
 def version():
@@ -19,6 +36,7 @@ setup(
     long_description=open('README.md').read() if osp.isfile('README.md') else '',
     long_description_content_type='text/markdown',
     packages=find_packages(include=['resobj_mmdet', 'resobj_mmdet.*']),
+    package_data={'resobj_mmdet': mim_files()},
     python_requires='>=3.8',
     # torch is deliberately not listed: pip would replace a user's CUDA build.
     # mmcv must be built with ops (tools/setup_env.sh does it).
@@ -31,7 +49,9 @@ setup(
         'pycocotools',
     ],
     extras_require=dict(
-        tests=['pytest', 'matplotlib'],
+        tests=['pytest', 'matplotlib', 'hypothesis'],
+        # what mmdet's tools/analysis_tools import beyond mmdet itself
+        analysis=['seaborn', 'psutil', 'matplotlib'],
         mim=['openmim'],
         # tools/deployment/deploy.py: versions that work together on Python
         # 3.11 (onnxruntime matches the ORT library inside mmdeploy's wheel).

@@ -1,4 +1,4 @@
-"""tools/benchmark_overhead.py and tools/benchmark_accuracy.py."""
+"""tools/benchmarks/benchmark_overhead.py and tools/benchmarks/benchmark_accuracy.py."""
 import json
 import os
 import os.path as osp
@@ -9,7 +9,7 @@ import torch
 
 from helpers import REPO
 
-sys.path.insert(0, osp.join(REPO, 'tools'))
+sys.path.insert(0, osp.join(REPO, 'tools', 'benchmarks'))
 import benchmark_accuracy  # noqa: E402
 import benchmark_overhead  # noqa: E402
 

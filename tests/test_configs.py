@@ -231,3 +231,39 @@ def test_tree_resobj_recipe_keeps_losses_finite_under_sgd(tmp_path,
     assert not bad, f'non-finite losses: {bad[:5]}'
     # Training moved: the objectness loss fell from its all-anchor start.
     assert record.logs[-1]['loss_obj'] < record.logs[0]['loss_obj']
+
+
+TTA_CONFIGS = [
+    p for p in CONFIGS if '/configs/trees/' not in p
+]
+
+
+@pytest.mark.parametrize('path', TTA_CONFIGS,
+                         ids=[osp.relpath(p, REPO) for p in TTA_CONFIGS])
+def test_tta_blocks(path, tiny_shapes):
+    """Every demo and COCO config states its tta_model/tta_pipeline; the
+    pipeline turns one image into flips x scales views that DetTTAModel can
+    merge (flip flags present, one view unflipped at the test scale)."""
+    from mmdet.registry import TRANSFORMS
+    cfg = Config.fromfile(path)
+    assert cfg.tta_model.type == 'DetTTAModel'
+    test_nms = cfg.model.test_cfg.get('nms') or cfg.model.test_cfg.get(
+        'rcnn', cfg.model.test_cfg.get('rpn'))['nms']
+    assert cfg.tta_model.tta_cfg.nms.iou_threshold == test_nms.iou_threshold
+    load, tta = cfg.tta_pipeline
+    assert load.type == 'LoadImageFromFile' and tta.type == 'TestTimeAug'
+    pipeline = [TRANSFORMS.build(t) for t in cfg.tta_pipeline]
+    img = glob.glob(osp.join(tiny_shapes, 'val', '*.png'))[0]
+    data = dict(img_path=img, img_id=0, instances=[])
+    for t in pipeline:
+        data = t(data)
+    scales = tta.transforms[0]
+    views = data['data_samples']
+    assert len(views) == 2 * len(scales)
+    assert sorted(v.flip for v in views) == [False] * len(scales) + [
+        True
+    ] * len(scales)
+    test_resize = [t for t in cfg.test_pipeline if t.type == 'Resize'] \
+        if 'test_pipeline' in cfg else []
+    if test_resize:
+        assert test_resize[0].scale in [s.scale for s in scales]

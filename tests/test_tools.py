@@ -9,7 +9,7 @@ from mmengine.runner import Runner
 
 from helpers import DEMO_RESOBJ, REPO, use_tiny_data
 
-sys.path.insert(0, osp.join(REPO, 'tools'))
+sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
 import plot_objectness_stats  # noqa: E402
 import visualize_steps  # noqa: E402
 
@@ -58,3 +58,18 @@ def test_visualize_steps(trained, tmp_path):
     assert osp.getsize(out) > 1000
     # T + 1 = 3 panels of 256 px separated by two 6 px gaps.
     assert canvas.shape[1] == 3 * 256 + 2 * 6
+
+
+def test_prepare_data(tmp_path, capsys):
+    sys.path.insert(0, osp.join(REPO, 'tools', 'data'))
+    import prepare_data
+    root = str(tmp_path / 'shapes')
+    assert prepare_data.main(['shapes', '--data-root', root]) == 0
+    out = capsys.readouterr().out
+    assert 'shapes train: 600 images' in out and 'shapes val: 120 images' in out
+    assert osp.isfile(osp.join(root, 'annotations', 'val.json'))
+    # a second call reuses the prepared copy
+    assert prepare_data.main(['shapes', '--data-root', root]) == 0
+    with pytest.raises(SystemExit):
+        prepare_data.main(['shapes', '--weights'])
+    assert '--weights goes with the trees dataset' in capsys.readouterr().err

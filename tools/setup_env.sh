@@ -97,6 +97,16 @@ assert mmdet.__version__ == '3.3.0'
         "setuptools>=77.0.3,<81" pytest matplotlib hypothesis
 fi
 
+# 5b. What mmdet's own analysis tools import beyond mmdet's requirements:
+#     analyze_logs.py -> seaborn; benchmark.py -> psutil (mmdet.utils.benchmark
+#     turns a missing psutil into None and fails later with an AttributeError).
+#     browse_dataset.py, confusion_matrix.py and get_flops.py need only
+#     matplotlib, mmcv and mmengine.
+if ! have "import seaborn, psutil"; then
+    log "installing seaborn and psutil (mmdet's analysis tools)"
+    "${PIP[@]}" seaborn psutil "numpy<2"
+fi
+
 # 6. openmim, without its opendatalab -> openxlab chain, which pins
 #    setuptools~=60.2 and would break torch's setuptools requirement.
 #    `mim train/test` need only the dependencies listed here.

@@ -48,3 +48,7 @@ model = dict(
         score_thr=0.05,
         nms=dict(type='nms', iou_threshold=0.6),
         max_per_img=100))
+
+# --tta merges the flipped and rescaled predictions with ATSS's own NMS (IoU
+# 0.6).
+tta_model = dict(tta_cfg=dict(nms=dict(iou_threshold=0.6)))

@@ -22,3 +22,8 @@ custom_hooks = []
 # mmdet's CocoMetric with proposal_fast fixed for numpy >= 1.24.
 val_evaluator = dict(type='CocoProposalMetric', metric='proposal_fast')
 test_evaluator = val_evaluator
+
+# --tta merges proposals with the RPN's own NMS (IoU 0.7) and keeps up to
+# 1000 of them, so that AR@300/1000 stay measurable.
+tta_model = dict(
+    tta_cfg=dict(nms=dict(iou_threshold=0.7), max_per_img=1000))

@@ -73,3 +73,7 @@ model = dict(
         min_bbox_size=0,
         score_thr=0.02,
         max_per_img=200))
+
+# --tta merges the flipped and rescaled predictions with SSD's own NMS (IoU
+# 0.45).
+tta_model = dict(tta_cfg=dict(nms=dict(iou_threshold=0.45)))

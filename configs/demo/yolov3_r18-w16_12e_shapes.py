@@ -73,3 +73,7 @@ model = dict(
         conf_thr=0.005,
         nms=dict(type='nms', iou_threshold=0.45),
         max_per_img=100))
+
+# --tta merges the flipped and rescaled predictions with YOLOv3's own NMS
+# (IoU 0.45).
+tta_model = dict(tta_cfg=dict(nms=dict(iou_threshold=0.45)))

@@ -65,3 +65,7 @@ model = dict(
         loss_l1=dict(type='L1Loss', reduction='sum', loss_weight=1.0)),
     train_cfg=dict(assigner=dict(type='SimOTAAssigner', center_radius=2.5)),
     test_cfg=dict(score_thr=0.01, nms=dict(type='nms', iou_threshold=0.65)))
+
+# --tta merges the flipped and rescaled predictions with YOLOX's own NMS (IoU
+# 0.65, as mmdet's yolox_tta.py).
+tta_model = dict(tta_cfg=dict(nms=dict(iou_threshold=0.65)))

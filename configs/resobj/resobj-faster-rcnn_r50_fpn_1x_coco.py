@@ -1,7 +1,13 @@
 # FasterRCNN-ResObj, T = 2 (paper Table 3: 37.2 -> 38.4 AP): residual
 # objectness in the RPN, whose random sampler is removed. The R-CNN stage and
 # its own sampler are mmdet's.
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+# --tta: mmdet's RetinaNet TTA (flip x 1333x800, 666x400, 2000x1200, NMS
+# 0.5: the R-CNN's own), the same test scale as Faster R-CNN's; mmdet ships
+# no Faster R-CNN TTA file.
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    'mmdet::retinanet/retinanet_tta.py'
+]
 custom_imports = dict(imports=['resobj_mmdet'], allow_failed_imports=False)
 
 model = dict(

@@ -2,7 +2,12 @@
 # trained on all anchors (the 256-anchor random sampler removed). Evaluated,
 # like mmdet's RPN, with proposal recall (AR@100/300/1000): CocoProposalMetric
 # is mmdet's CocoMetric with proposal_fast fixed for numpy >= 1.24.
-_base_ = 'mmdet::rpn/rpn_r50_fpn_1x_coco.py'
+# --tta: mmdet's RetinaNet TTA (flip x 1333x800, 666x400, 2000x1200), the
+# RPN's test scale; proposals merged with the RPN's NMS and up to 1000 kept
+# (below), so that AR@1000 stays measurable.
+_base_ = [
+    'mmdet::rpn/rpn_r50_fpn_1x_coco.py', 'mmdet::retinanet/retinanet_tta.py'
+]
 custom_imports = dict(imports=['resobj_mmdet'], allow_failed_imports=False)
 
 model = dict(
@@ -24,3 +29,6 @@ model = dict(
         rpn=dict(sampler=dict(_delete_=True, type='PseudoSampler'))))
 val_evaluator = dict(type='CocoProposalMetric', metric='proposal_fast')
 test_evaluator = val_evaluator
+
+tta_model = dict(
+    tta_cfg=dict(nms=dict(iou_threshold=0.7), max_per_img=1000))

@@ -3,7 +3,7 @@
 # classes on positives) and residual objectness on every anchor, as
 # FasterRCNN-ResObj removes the RPN's sampler. The refinement subnets' hidden
 # convs have 256 channels (SSD300's maps have up to 1024; see ResObjSSDHead).
-_base_ = 'mmdet::ssd/ssd300_coco.py'
+_base_ = ['mmdet::ssd/ssd300_coco.py', './_base_/ssd300_tta.py']
 custom_imports = dict(imports=['resobj_mmdet'], allow_failed_imports=False)
 
 model = dict(

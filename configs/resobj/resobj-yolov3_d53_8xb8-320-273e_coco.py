@@ -1,7 +1,10 @@
 # YOLOv3-ResObj, T = 2: YOLOv3 DarkNet-53 at 320 (paper Table 3: 28.2 -> 29.3 AP).
 # YOLOv3's objectness o_0 is refined by two residual steps; class, xy
 # and wh losses and YOLOv3's ignore rule are unchanged.
-_base_ = 'mmdet::yolo/yolov3_d53_8xb8-320-273e_coco.py'
+_base_ = [
+    'mmdet::yolo/yolov3_d53_8xb8-320-273e_coco.py',
+    './_base_/yolov3_tta.py'
+]
 custom_imports = dict(imports=['resobj_mmdet'], allow_failed_imports=False)
 
 model = dict(

@@ -1,7 +1,10 @@
 # YOLOv3-ResObj, T = 2: YOLOv3 MobileNetV2 at 416 (not in the paper).
 # YOLOv3's objectness o_0 is refined by two residual steps; class, xy
 # and wh losses and YOLOv3's ignore rule are unchanged.
-_base_ = 'mmdet::yolo/yolov3_mobilenetv2_8xb24-ms-416-300e_coco.py'
+_base_ = [
+    'mmdet::yolo/yolov3_mobilenetv2_8xb24-ms-416-300e_coco.py',
+    './_base_/yolov3_tta.py'
+]
 custom_imports = dict(imports=['resobj_mmdet'], allow_failed_imports=False)
 
 model = dict(

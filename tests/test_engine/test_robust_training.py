@@ -231,7 +231,7 @@ def test_two_process_gloo_training(tiny_shapes, tmp_path):
         osp.dirname(sys.executable), 'torchrun')
     env = dict(os.environ, OMP_NUM_THREADS='1',
                PYTHONPATH=os.pathsep.join(
-                   [osp.join(REPO, 'tools', 'cpu_dist'), REPO]))
+                   [osp.join(REPO, 'tools', 'misc', 'cpu_dist'), REPO]))
     proc = subprocess.run(
         [torchrun, '--nproc_per_node', '2', '--master_port',
          str(_free_port()), train_py, cfg_path, '--launcher', 'pytorch'],

@@ -93,3 +93,31 @@ default_hooks = dict(
 # before the first iteration (an RPN-only model overrides this: its head has
 # num_classes=1 by design).
 custom_hooks = [dict(type='NumClassCheckHook')]
+
+# Test-time augmentation (`mim test mmdet <config> --checkpoint ... --tta`):
+# horizontal flip x three scales (1x, 0.5x, 1.5x of the test scale, as
+# mmdet's retinanet_tta.py and yolox_tta.py do at COCO scale), merged by
+# mmdet's DetTTAModel. A family whose NMS differs overrides tta_model.
+tta_model = dict(
+    type='DetTTAModel',
+    tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+tta_img_scales = [img_scale, (128, 128), (384, 384)]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale=s, keep_ratio=True)
+             for s in tta_img_scales],
+            [dict(type='RandomFlip', prob=1.),
+             dict(type='RandomFlip', prob=0.)],
+            [dict(type='LoadAnnotations', with_bbox=True)],
+            [
+                dict(
+                    type='PackDetInputs',
+                    meta_keys=('img_id', 'img_path', 'ori_shape',
+                               'img_shape', 'scale_factor', 'flip',
+                               'flip_direction'))
+            ]
+        ])
+]

@@ -21,7 +21,7 @@ class ObjectnessStatsHook(Hook):
     The values go to mmengine's MessageHub as ``train/obj_pos_t{t}``,
     ``train/obj_neg_t{t}`` and ``train/gate_t{t}``, so they appear in the
     text log, the work_dir's ``vis_data/scalars.json`` and any visualizer
-    backend (TensorBoard, ...). ``tools/plot_objectness_stats.py`` draws
+    backend (TensorBoard, ...). ``tools/analysis_tools/plot_objectness_stats.py`` draws
     them.
 
     Statistics are computed only on the iterations that log them (one host

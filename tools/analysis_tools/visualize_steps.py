@@ -9,7 +9,7 @@ computed from the step-t proposals.
 
 Usage::
 
-    python tools/visualize_steps.py CONFIG CHECKPOINT IMAGE \\
+    python tools/analysis_tools/visualize_steps.py CONFIG CHECKPOINT IMAGE \\
         [--out steps.png] [--score-thr 0.3] [--device cpu]
 """
 import argparse

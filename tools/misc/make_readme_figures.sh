@@ -4,7 +4,7 @@
 # statistics (paper Fig. 2/4) and draw the per-step detections of a val image
 # (paper Fig. 5) into docs/figures/.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 bash "$ROOT/tools/setup_env.sh"
 VENV="${VENV:-$ROOT/.venv}"
 export PATH="$VENV/bin:$PATH"
@@ -19,9 +19,9 @@ _base_ = '$ROOT/$CFG'
 custom_hooks = [dict(type='ObjectnessStatsHook', interval=5)]
 PYEOF
 mim train mmdet "$WORK/with_stats.py" --work-dir "$WORK"
-python tools/plot_objectness_stats.py "$WORK" \
+python tools/analysis_tools/plot_objectness_stats.py "$WORK" \
     --out docs/figures/objectness_stats.png \
     --title 'RetinaNet-ResObj (T=2) on the embedded demo'
-python tools/visualize_steps.py "$CFG" "$(cat "$WORK/last_checkpoint")" \
+python tools/analysis_tools/visualize_steps.py "$CFG" "$(cat "$WORK/last_checkpoint")" \
     data/resobj_shapes/val/000007.png --score-thr 0.3 \
     --out docs/figures/steps.png

@@ -34,10 +34,10 @@ evaluation, every seed, vanilla vs ResObj).
 
 Usage::
 
-    python tools/benchmark_accuracy.py                  # shapes: 3 seeds, 8 epochs
-    python tools/benchmark_accuracy.py --quick          # 1 seed, 2 epochs
-    python tools/benchmark_accuracy.py --suite trees    # real images, 3 seeds
-    python tools/benchmark_accuracy.py --families retinanet \\
+    python tools/benchmarks/benchmark_accuracy.py                  # shapes: 3 seeds, 8 epochs
+    python tools/benchmarks/benchmark_accuracy.py --quick          # 1 seed, 2 epochs
+    python tools/benchmarks/benchmark_accuracy.py --suite trees    # real images, 3 seeds
+    python tools/benchmarks/benchmark_accuracy.py --families retinanet \\
         --variants 'focal loss' 'ResObj T=2' --seeds 0 --epochs 36 \\
         --val-interval 1 --out work_dirs/shapes_long   # a long schedule
 """
@@ -54,7 +54,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs', 'demo')
 TREES = osp.join(ROOT, 'configs', 'trees')
 
@@ -211,7 +211,7 @@ def selected_runs(args):
 
 
 def run_key(family, variant, seed, epochs):
-    return f'{family}|{variant}|seed{seed}|{epochs or "recipe"}e'
+    return f'{family}|{variant}|seed{seed}|' + (f'{epochs}e' if epochs else 'recipe')
 
 
 def schedule_options(epochs, suite='shapes', val_interval=None):

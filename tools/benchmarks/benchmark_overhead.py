@@ -33,7 +33,7 @@ Targets, printed as held / NOT held for every ResObj row: inference ratio
 
 Usage::
 
-    python tools/benchmark_overhead.py [--device cpu|cuda]
+    python tools/benchmarks/benchmark_overhead.py [--device cpu|cuda]
         [--families retinanet yolov3 rpn faster-rcnn] [--steps 0 1 2 3]
         [--no-lite] [--scale 0.5] [--batch 2] [--repeats 5] [--out FILE.md]
 
@@ -53,7 +53,7 @@ import time
 import warnings
 from functools import partial
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 FAMILIES = {
     'retinanet': dict(

@@ -12,7 +12,7 @@ Printed (markdown), with their ratio ResObj / vanilla:
 
 Usage::
 
-    python tools/benchmark_rpn.py [--device cpu|cuda] [--shape 800 1333]
+    python tools/benchmarks/benchmark_rpn.py [--device cpu|cuda] [--shape 800 1333]
         [--batch 2] [--repeats 5] [--num-steps 2]
 """
 import argparse

@@ -7,7 +7,7 @@ mean objectness score of positive anchors (top) and of negative anchors
 
 Usage::
 
-    python tools/plot_objectness_stats.py WORK_DIR_OR_SCALARS_JSON \\
+    python tools/analysis_tools/plot_objectness_stats.py WORK_DIR_OR_SCALARS_JSON \\
         [--out objectness_stats.png]
 """
 import argparse

@@ -7,7 +7,7 @@ DDP rejects the second for a CPU module. Put this directory on PYTHONPATH
 (Python imports ``sitecustomize`` at start-up) and use the gloo backend to
 debug multi-process training on CPU:
 
-    PYTHONPATH=tools/cpu_dist:. torchrun --nproc_per_node 2 \\
+    PYTHONPATH=tools/misc/cpu_dist:. torchrun --nproc_per_node 2 \\
         $(python -c 'import mmdet,os;print(os.path.dirname(mmdet.__file__))')/.mim/tools/train.py \\
         CONFIG --launcher pytorch --cfg-options env_cfg.dist_cfg.backend=gloo
 

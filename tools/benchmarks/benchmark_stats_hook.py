@@ -8,7 +8,7 @@ their ratio.
 
 Usage::
 
-    python tools/benchmark_stats_hook.py [CONFIG] [--batch 8] [--repeats 10]
+    python tools/benchmarks/benchmark_stats_hook.py [CONFIG] [--batch 8] [--repeats 10]
 """
 import argparse
 import statistics
