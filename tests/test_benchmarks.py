@@ -202,3 +202,10 @@ def test_accuracy_report_from_results(tmp_path):
     png = str(tmp_path / 'curves.png')
     assert benchmark_accuracy.curve_chart(rows, png, 'title')
     assert os.path.getsize(png) > 1000
+
+
+def test_best_eval_column():
+    curves = [[[1, None], [2, 0.2], [3, 0.1]], [[1, 0.05], [2, 0.1], [3, 0.3]]]
+    assert benchmark_accuracy.best_eval(curves) == '0.250 (2–3)'
+    assert benchmark_accuracy.best_eval([[[1, None], [4, 0.4]]]) == '0.400 (4)'
+    assert benchmark_accuracy.best_eval([[], [[1, None]]]) == '—'

@@ -50,6 +50,7 @@ import os.path as osp
 import statistics
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -332,11 +333,36 @@ def summarise(results, runs, epochs):
     return rows
 
 
+def best_eval(curves):
+    """Mean over seeds of each run's best evaluation, with the epochs where
+    they fell: tells a run that peaked and fell back from one still rising.
+    '—' when no run has a per-evaluation curve."""
+    peaks = []
+    for curve in curves:
+        scored = [(v, e) for e, v in curve or [] if v is not None]
+        if scored:
+            peaks.append(max(scored))
+    if not peaks:
+        return '—'
+    epochs = sorted(e for _, e in peaks)
+    where = (f'{epochs[0]}' if epochs[0] == epochs[-1] else
+             f'{epochs[0]}–{epochs[-1]}')
+    return f'{statistics.mean(v for v, _ in peaks):.3f} ({where})'
+
+
+def _suptitle(fig, title, width_in):
+    """A figure title wrapped to the figure's width (about 13 characters
+    per inch at font size 10), so a one-panel figure does not cut it."""
+    fig.suptitle(textwrap.fill(title, max(30, int(13 * width_in))),
+                 fontsize=10)
+
+
 def markdown_table(rows, epochs):
     lines = [
         f'| family | variant | metric | mean ± std | per seed | '
         f'NaN runs | 1st eval empty | train + eval s '
-        f'({epochs or "recipe"} ep) |', '|---|---|---|---|---|---|---|---|'
+        f'({epochs or "recipe"} ep) | best eval (epoch), mean |',
+        '|---|---|---|---|---|---|---|---|---|'
     ]
     for r in rows:
         metric = 'AR@100' if r['metric'].endswith('AR@100') else 'bbox mAP'
@@ -348,7 +374,8 @@ def markdown_table(rows, epochs):
         runs = len(r['curves'])
         lines.append(f'| {r["family"]} | {r["variant"]} | {metric} | {cell} '
                      f'| {per_seed} | {r["nonfinite"]}/{runs} | '
-                     f'{r["first_empty"]}/{runs} | {r["seconds"]:.0f} |')
+                     f'{r["first_empty"]}/{runs} | {r["seconds"]:.0f} | '
+                     f'{best_eval(r["curves"])} |')
     return '\n'.join(lines)
 
 
@@ -357,9 +384,9 @@ def bar_chart(rows, path, title):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     families = [f for f in FAMILIES if any(r['family'] == f for r in rows)]
-    fig, axes = plt.subplots(
-        1, len(families), figsize=(3.2 * len(families) + 1, 4),
-        squeeze=False)
+    width = 3.2 * len(families) + 1
+    fig, axes = plt.subplots(1, len(families), figsize=(width, 4),
+                             squeeze=False)
     for ax, family in zip(axes[0], families):
         fam = [r for r in rows if r['family'] == family]
         xs = range(len(fam))
@@ -374,7 +401,7 @@ def bar_chart(rows, path, title):
                            ha='right', fontsize=8)
         ax.set_title(family)
         ax.set_ylabel('AR@100' if family == 'rpn' else 'bbox mAP')
-    fig.suptitle(title, fontsize=10)
+    _suptitle(fig, title, width)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -390,9 +417,9 @@ def curve_chart(rows, path, title):
                 if any(r['family'] == f and any(r['curves']) for r in rows)]
     if not families:
         return False
-    fig, axes = plt.subplots(
-        1, len(families), figsize=(4.2 * len(families) + 0.5, 3.6),
-        squeeze=False)
+    width = 4.2 * len(families) + 0.5
+    fig, axes = plt.subplots(1, len(families), figsize=(width, 3.6),
+                             squeeze=False)
     colors = ['#7f7f7f', '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728',
               '#9467bd']
     for ax, family in zip(axes[0], families):
@@ -414,7 +441,7 @@ def curve_chart(rows, path, title):
         ax.set_ylabel('AR@100' if family == 'rpn' else 'bbox mAP')
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
+    _suptitle(fig, title, width)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
