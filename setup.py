@@ -52,7 +52,9 @@ setup(
         tests=['pytest', 'matplotlib', 'hypothesis'],
         # what mmdet's tools/analysis_tools import beyond mmdet itself
         analysis=['seaborn', 'psutil', 'matplotlib'],
-        mim=['openmim'],
+        # openmim is not an extra: with its dependencies it pulls opendatalab
+        # -> openxlab, which pins setuptools 60 and breaks torch;
+        # tools/setup_env.sh installs it with --no-deps.
         # tools/deployment/deploy.py: versions that work together on Python
         # 3.11 (onnxruntime matches the ORT library inside mmdeploy's wheel).
         # tools/setup_env.sh installs them with --no-deps (WITH_DEPLOY=1).

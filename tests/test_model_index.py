@@ -58,6 +58,8 @@ def test_paper_numbers_are_labelled_as_the_papers():
     for m in load_models():
         if m['Config'].startswith('configs/resobj/') and 'Results' in m:
             assert m['Metadata']['Result Source'].startswith('paper')
+        elif m['Config'].startswith('configs/resobj/'):
+            assert 'not trained here' in m['Metadata']['Result Source']
 
 
 def _search(env, *args):

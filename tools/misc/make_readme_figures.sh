@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Regenerate the README's figures from a demo run: train the RetinaNet-ResObj
-# demo with ObjectnessStatsHook on, then plot the per-step objectness
-# statistics (paper Fig. 2/4) and draw the per-step detections of a val image
-# (paper Fig. 5) into docs/figures/.
+# Regenerate the demo figures (README, docs/visualization.md) from a demo
+# run: train the RetinaNet-ResObj demo with ObjectnessStatsHook on, then
+# plot the per-step objectness statistics (paper Fig. 2/4) and draw the
+# per-step detections of a val image (paper Fig. 5) into docs/figures/.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 bash "$ROOT/tools/setup_env.sh"
