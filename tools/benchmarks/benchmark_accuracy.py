@@ -38,8 +38,8 @@ Usage::
     python tools/benchmarks/benchmark_accuracy.py --quick          # 1 seed, 2 epochs
     python tools/benchmarks/benchmark_accuracy.py --suite trees    # real images, 3 seeds
     python tools/benchmarks/benchmark_accuracy.py --families retinanet \\
-        --variants 'focal loss' 'ResObj T=2' --seeds 0 --epochs 36 \\
-        --val-interval 1 --out work_dirs/shapes_long   # a long schedule
+        --variants 'focal loss' 'ResObj T=2' --seeds 0 --epochs 24 \\
+        --val-interval 2 --out work_dirs/benchmark_accuracy_long  # long run
 """
 import argparse
 import glob
@@ -212,7 +212,8 @@ def selected_runs(args):
 
 
 def run_key(family, variant, seed, epochs):
-    return f'{family}|{variant}|seed{seed}|' + (f'{epochs}e' if epochs else 'recipe')
+    length = f'{epochs}e' if epochs else 'recipe'
+    return f'{family}|{variant}|seed{seed}|{length}'
 
 
 def schedule_options(epochs, suite='shapes', val_interval=None):

@@ -43,7 +43,8 @@ def main(argv=None):
     from resobj_mmdet.datasets import ensure_shapes
     from resobj_mmdet.datasets.tree_crowns import ensure_tree_crowns
     if args.dataset == 'shapes':
-        root = ensure_shapes((args.data_root or 'data/resobj_shapes').rstrip('/'))
+        root = ensure_shapes(
+            (args.data_root or 'data/resobj_shapes').rstrip('/'))
     else:
         root = ensure_tree_crowns(
             (args.data_root or 'data/resobj_trees').rstrip('/'),

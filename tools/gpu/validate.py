@@ -18,8 +18,8 @@ check failed. Checks (``--only`` picks some; each fits one device command):
   to the CPU figures of the README.
 - ``cross``: a checkpoint trained on the device tested on the CPU, and one
   trained on the CPU tested on the device (mmdet's ``tools/test.py``).
-- ``overhead``: ``tools/benchmarks/benchmark_overhead.py --device cuda`` at the full
-  default sizes; its table is appended to the report.
+- ``overhead``: ``tools/benchmarks/benchmark_overhead.py --device cuda`` at
+  the full default sizes; its table is appended to the report.
 
 ``--dry`` scales everything down (2-iteration trainings, 1 repetition,
 ``--scale 0.1``) so that the kit runs here in minutes; a test runs it.
@@ -403,7 +403,8 @@ def check_cross(report, args):
 
 def check_overhead(report, args):
     out = osp.join(args.work_dir, 'overhead.md')
-    cmd = [sys.executable, osp.join(ROOT, 'tools', 'benchmarks', 'benchmark_overhead.py'),
+    cmd = [sys.executable,
+           osp.join(ROOT, 'tools', 'benchmarks', 'benchmark_overhead.py'),
            '--device', args.device, '--out', out]
     if args.dry:
         cmd += ['--families', 'retinanet', '--steps', '2', '--scale', '0.1',
