@@ -46,7 +46,8 @@ setup(
         'mmdet>=3.3.0,<3.4',
         'numpy<2',
         'opencv-python<4.12',
-        'pycocotools',
+        # 2.0.10's loadRes fails on a dataset without 'info' (KeyError)
+        'pycocotools!=2.0.10',
     ],
     extras_require=dict(
         tests=['pytest', 'matplotlib', 'hypothesis'],

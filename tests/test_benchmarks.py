@@ -43,6 +43,22 @@ def test_resobj_loss_has_no_sync():
 
 
 # --------------------------------------------------------- overhead (tiny)
+def test_saved_bytes_counts_and_frees_the_graph():
+    """The activation probe counts each saved storage once, and the graph
+    it leaves behind is freed with its output (a pack hook returning the
+    tensor itself made a C++ cycle: the CUDA benchmark ran out of memory
+    after four families)."""
+    import gc
+    import weakref
+    x = torch.randn(1000, requires_grad=True)
+    nbytes, out = benchmark_overhead.saved_bytes(lambda: torch.sigmoid(x))
+    assert nbytes == 1000 * 4  # sigmoid saves its output
+    ref = weakref.ref(out)
+    del out
+    gc.collect()
+    assert ref() is None
+
+
 def test_overhead_benchmark_runs_and_reports(tmp_path, monkeypatch, capsys):
     # Already "pinned": no re-exec of the test process.
     monkeypatch.setenv('MALLOC_MMAP_THRESHOLD_', str(1 << 20))

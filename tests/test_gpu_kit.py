@@ -39,3 +39,21 @@ def test_dry_run_reports_every_check(tmp_path):
         assert check in names, check
     assert not [l for l in lines if l.startswith('- **FAIL')]
     assert '0 host syncs' in names
+
+
+def test_families_split_the_checks():
+    """``--families`` picks the detectors of every check (a long check is
+    split over several device commands); ``--workers`` defaults to 8 on a
+    GPU (the demos' single worker starved an H100) and to the config's
+    value on the CPU."""
+    sys.path.insert(0, osp.join(REPO, 'tools', 'gpu'))
+    import validate
+    args = validate.parse_args(['--device', 'cuda', '--families', 'yolov3',
+                                'rpn'])
+    assert [d[0] for d in args.detectors] == [
+        'resobj-yolov3_r18-w16_12e_shapes.py']
+    assert args.workers == min(8, __import__('os').cpu_count())
+    args = validate.parse_args(['--device', 'cpu'])
+    assert len(args.detectors) == 6 and args.workers is None
+    assert validate.family_of('resobj-faster-rcnn_r18-w16_fpn_12e_'
+                              'shapes.py') == 'faster-rcnn'

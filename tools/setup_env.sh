@@ -90,11 +90,14 @@ fi
 # 5. mmdet, pycocotools, test tools.
 if ! have "
 import mmdet, pycocotools, pytest, matplotlib, hypothesis
+from importlib.metadata import version
 assert mmdet.__version__ == '3.3.0'
+assert version('pycocotools') != '2.0.10'  # its loadRes needs dataset['info']
 "; then
     log "installing mmdet 3.3.0, pycocotools, pytest, hypothesis"
-    "${PIP[@]}" "mmdet==3.3.0" pycocotools "numpy<2" "opencv-python<4.12" \
-        "setuptools>=77.0.3,<81" pytest matplotlib hypothesis
+    "${PIP[@]}" "mmdet==3.3.0" "pycocotools!=2.0.10" "numpy<2" \
+        "opencv-python<4.12" "setuptools>=77.0.3,<81" pytest matplotlib \
+        hypothesis
 fi
 
 # 5b. What mmdet's own analysis tools import beyond mmdet's requirements:

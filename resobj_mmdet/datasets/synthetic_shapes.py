@@ -173,8 +173,12 @@ def generate_shapes(root: str,
                         area=round(w * h, 2),
                         iscrowd=ann['iscrowd']))
         with open(osp.join(root, 'annotations', f'{split}.json'), 'w') as f:
+            # `info` too: pycocotools 2.0.10's loadRes reads it.
             json.dump(
                 dict(
+                    info=dict(
+                        description='resobj_mmdet synthetic shapes',
+                        split=split),
                     images=images,
                     annotations=annotations,
                     categories=categories), f)

@@ -224,8 +224,11 @@ def build_tree_crowns(root: str,
                             area=(x2 - x1) * (y2 - y1),
                             iscrowd=int(is_crowd)))
         with open(osp.join(root, 'annotations', f'{split}.json'), 'w') as f:
+            # `info` too: pycocotools 2.0.10's loadRes reads it.
             json.dump(
                 dict(
+                    info=dict(
+                        description='resobj_mmdet tree crowns', split=split),
                     images=images,
                     annotations=annotations,
                     categories=categories), f)

@@ -14,6 +14,8 @@ def test_generated_content(tiny_shapes):
         with open(osp.join(tiny_shapes, 'annotations', f'{split}.json')) as f:
             coco = json.load(f)
         assert len(coco['images']) == count
+        # pycocotools 2.0.10's loadRes (evaluation) needs 'info'
+        assert coco['info']['split'] == split
         assert [c['name'] for c in coco['categories']] == list(CLASSES)
         assert all(osp.isfile(osp.join(tiny_shapes, split, im['file_name']))
                    for im in coco['images'])

@@ -76,6 +76,7 @@ def test_build_writes_disjoint_coco_splits(scenes):
     assert [(i['x0'], i['y0']) for i in train['images']] == \
         [(0, 0), (100, 0), (0, 50), (100, 50)]
     assert {i['scene'] for i in train['images']} == {'big'}
+    assert train['info']['split'] == 'train'  # pycocotools 2.0.10 needs it
     assert {i['scene'] for i in val['images']} == {'small'}
     # The small scene is one tile of its own size.
     assert [(i['width'], i['height']) for i in val['images']] == [(120, 100)]

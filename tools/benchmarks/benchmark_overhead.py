@@ -213,7 +213,9 @@ def saved_bytes(fn):
         if key not in seen:  # several ops often save the same tensor
             seen.add(key)
             total[0] += t.untyped_storage().nbytes()
-        return t
+        # Not ``t`` itself: a saved output would then hold its own grad_fn,
+        # a cycle through C++ that gc never frees (GPU OOM across families).
+        return t.detach()
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = fn()
@@ -591,27 +593,27 @@ def main(argv=None):
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--device cuda: torch.cuda.is_available() is False')
     results, shapes = [], {}
+    where = (torch.cuda.get_device_name(device) if device.type == 'cuda' else
+             f'CPU, {torch.get_num_threads()} threads')
     for family in args.families:
         print(f'{family}:', flush=True)
         shape, rows = bench_family(family, args, device)
         shapes[family] = shape
         results += summarise(rows)
-    where = (torch.cuda.get_device_name(device) if device.type == 'cuda' else
-             f'CPU, {torch.get_num_threads()} threads')
-    header = (
-        f'torch {torch.__version__}, {where}; inputs ' + ', '.join(
-            f'{k} {h}x{w}' for k, (h, w) in shapes.items()) +
-        f'; inference batch 1, training batch {args.batch} with '
-        f'{args.num_gts} GT boxes per image; median of {args.repeats} '
-        f'interleaved repetitions.')
-    table = markdown(results, header)
+        header = (
+            f'torch {torch.__version__}, {where}; inputs ' + ', '.join(
+                f'{k} {h}x{w}' for k, (h, w) in shapes.items()) +
+            f'; inference batch 1, training batch {args.batch} with '
+            f'{args.num_gts} GT boxes per image; median of {args.repeats} '
+            f'interleaved repetitions.')
+        table = markdown(results, header)
+        if args.out:  # after every family: a run cut short keeps its rows
+            os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+            with open(args.out, 'w') as f:
+                f.write(table + '\n')
+            with open(osp.splitext(args.out)[0] + '.json', 'w') as f:
+                json.dump(results, f, indent=1)
     print('\n' + table)
-    if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            f.write(table + '\n')
-        with open(osp.splitext(args.out)[0] + '.json', 'w') as f:
-            json.dump(results, f, indent=1)
     failed = [r for r in results if r.get('targets', 'held') != 'held']
     return 1 if failed else 0
 

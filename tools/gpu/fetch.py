@@ -30,7 +30,7 @@ PLATFORM = 'manylinux2014_x86_64'
 WHEELS = [
     'mmengine==0.10.7',
     'mmdet==3.3.0',
-    'pycocotools==2.0.10',
+    'pycocotools==2.0.11',
     'terminaltables==3.1.10',
     'addict==2.4.0',
     'yapf==0.40.1',

@@ -66,6 +66,15 @@ DETECTORS = [
     ('resobj-yolox_r18-w16_12e_shapes.py', 'yolox_r18-w16_12e_shapes.py',
      'bbox_head'),
 ]
+
+
+def family_of(config):
+    """``'resobj-faster-rcnn_r18-...py'`` -> ``'faster-rcnn'``."""
+    return osp.basename(config).split('_')[0].replace('resobj-', '')
+
+
+# `rpn` (RPN alone) is a family of the overhead benchmark only.
+FAMILIES = [family_of(c) for c, _, _ in DETECTORS] + ['rpn']
 CHECKS = ['env', 'precision', 'syncs', 'pytest', 'train', 'cross',
           'overhead']
 
@@ -218,7 +227,7 @@ def check_precision(report, args):
     import torch
     cuda = args.device.startswith('cuda')
     modes = (['fp16-amp', 'bf16-autocast'] if cuda else ['bf16-autocast'])
-    for config, vanilla, _ in DETECTORS:
+    for config, vanilla, _ in args.detectors:
         for mode in modes:
             err, values, finite, grads_ok, dtypes, secs = _precision_run(
                 config, mode, args)
@@ -247,7 +256,7 @@ def check_syncs(report, args):
     from benchmark_overhead import SyncCounter, make_batch
     from mmdet.registry import MODELS
     cuda = args.device.startswith('cuda')
-    for config, _, head_name in DETECTORS:
+    for config, _, head_name in args.detectors:
         cfg = Config.fromfile(osp.join(DEMO, config))
         torch.manual_seed(0)
         model = MODELS.build(cfg.model).to(args.device)
@@ -294,7 +303,8 @@ def check_pytest(report, args):
         report.add('SKIP', 'pytest -m cuda', 'no CUDA device (dry run)')
         return
     proc = subprocess.run(
-        [sys.executable, '-m', 'pytest', '-m', 'cuda', '-q',
+        [sys.executable, '-m', 'pytest', '-m', 'cuda', '-q', '--tb=line',
+         '-p', 'no:warnings',
          '-p', 'no:cacheprovider', 'tests'], cwd=ROOT, capture_output=True,
         text=True)
     tail = (proc.stdout or proc.stderr).strip().splitlines()[-1:]
@@ -336,6 +346,9 @@ def _train(config, work, args, amp):
                  'default_hooks.checkpoint.interval=1',
                  f'train_dataloader.dataset.indices={args.iters * 2}',
                  'val_dataloader.dataset.indices=4'] + DRY_TEST_OPTS
+    if args.workers:
+        opts += [f'train_dataloader.num_workers={args.workers}',
+                 f'val_dataloader.num_workers={args.workers}']
     cmd = [sys.executable, train_py, osp.join(DEMO, config), '--work-dir',
            work, '--cfg-options', *opts]
     if amp:
@@ -350,7 +363,7 @@ def check_train(report, args):
     cuda = args.device.startswith('cuda')
     rows = []
     # The dry run trains one pair: the kit's code path, not the figures.
-    for pair in DETECTORS[:1] if args.dry else DETECTORS:
+    for pair in args.detectors[:1] if args.dry else args.detectors:
         for config in pair[:2]:
             work = osp.join(args.work_dir, 'train', osp.splitext(config)[0])
             proc, secs = _train(config, work, args, amp=cuda)
@@ -409,6 +422,8 @@ def check_overhead(report, args):
     if args.dry:
         cmd += ['--families', 'retinanet', '--steps', '2', '--scale', '0.1',
                 '--repeats', '1', '--warmup', '0', '--batch', '1']
+    else:
+        cmd += ['--families', *args.families]
     proc, secs = _run(cmd)
     ok = osp.isfile(out)
     held = proc.returncode == 0
@@ -434,7 +449,20 @@ def parse_args(argv=None):
     parser.add_argument('--out', default=None,
                         help='report path (default $OUT/gpu_report.md)')
     parser.add_argument('--work-dir', default=None)
+    parser.add_argument(
+        '--families', nargs='+', choices=FAMILIES, default=FAMILIES,
+        help='detectors of the precision / syncs / train / overhead checks '
+        '(to split a long check over several device commands)')
+    parser.add_argument(
+        '--workers', type=int, default=None,
+        help='dataloader workers of the `train` / `cross` runs (default: '
+        '8 on a GPU, the config\'s 1 on the CPU: 12 epochs of a demo took '
+        'about 140 s on an H100 with one worker, data-bound)')
     args = parser.parse_args(argv)
+    args.detectors = [d for d in DETECTORS
+                      if family_of(d[0]) in args.families]
+    if args.workers is None and args.device.startswith('cuda'):
+        args.workers = min(8, os.cpu_count() or 1)
     if args.iters is None:
         args.iters = 2 if args.dry else 5
     out_dir = os.environ.get('OUT') or osp.join(ROOT, 'work_dirs', 'gpu')
