@@ -65,7 +65,8 @@ def test_overhead_benchmark_runs_and_reports(tmp_path, monkeypatch, capsys):
     out = str(tmp_path / 'overhead.md')
     code = benchmark_overhead.main([
         '--families', 'retinanet', '--steps', '2', '--scale', '0.1',
-        '--repeats', '1', '--warmup', '0', '--batch', '1', '--out', out
+        '--repeats', '1', '--warmup', '0', '--batch', '1', '--out', out,
+        '--profile', str(tmp_path / 'prof')
     ])
     table = open(out).read()
     rows = [line for line in table.splitlines()
@@ -87,6 +88,22 @@ def test_overhead_benchmark_runs_and_reports(tmp_path, monkeypatch, capsys):
     assert t2['targets'].startswith(('held', 'NOT held'))
     assert code == (0 if all(r.get('targets', 'held') == 'held'
                              for r in results) else 1)
+    # --profile: one inference and one training table per variant (none
+    # for training the folded model), operator calls counted.
+    prof = (tmp_path / 'prof' / 'retinanet.txt').read_text()
+    titles = [line for line in prof.splitlines() if line.startswith('## ')]
+    assert titles == [
+        '## retinanet vanilla: inference',
+        '## retinanet vanilla: training step',
+        '## retinanet T=2: inference', '## retinanet T=2: training step',
+        '## retinanet T=2 lite: inference',
+        '## retinanet T=2 lite: training step',
+        '## retinanet T=2 lite folded: inference'
+    ]
+    calls = [int(line.split(': ')[1]) for line in prof.splitlines()
+             if line.startswith('operator calls')]
+    assert len(calls) == 7 and calls[3] > calls[1]  # T=2 step > vanilla's
+    assert 'aten::' in prof
 
 
 # ----------------------------------------------------------------- accuracy

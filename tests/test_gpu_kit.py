@@ -38,6 +38,9 @@ def test_dry_run_reports_every_check(tmp_path):
                   'overhead benchmark'):
         assert check in names, check
     assert not [l for l in lines if l.startswith('- **FAIL')]
+    # The overhead check's profile comes back as one file beside the report.
+    profile = (tmp_path / 'report_profile.txt').read_text()
+    assert '## retinanet T=2: training step' in profile
     assert '0 host syncs' in names
 
 

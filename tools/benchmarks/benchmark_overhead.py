@@ -123,6 +123,12 @@ def parse_args(argv=None):
                         help='torch.set_num_threads (CPU)')
     parser.add_argument('--out', default=None,
                         help='also write the markdown table (and .json) here')
+    parser.add_argument(
+        '--profile', default=None, metavar='DIR',
+        help='also profile one inference and one training step of vanilla '
+        'and of every ResObj variant (torch.profiler, CUDA activity on a '
+        'GPU): DIR/<family>.txt holds the top operators of each, by self '
+        'device time on a GPU and self CPU time otherwise')
     args = parser.parse_args(argv)
     if any(t < 0 for t in args.steps):
         parser.error(f'--steps must be >= 0, got {args.steps}')
@@ -472,6 +478,9 @@ def bench_family(family, args, device):
         print(f'  repetition {rep + 1}/{args.warmup + args.repeats} done',
               flush=True)
 
+    if args.profile:
+        profile_rows(family, rows, infer, train, device, args.profile)
+
     for row in rows:  # one more step each, counted (slower: not timed)
         model = row['model']
         if row['inference_only']:
@@ -494,6 +503,49 @@ def bench_family(family, args, device):
         del row['model'], row['probe']
         gc.collect()
     return shape, rows
+
+
+def profile_rows(family, rows, infer, train, device, out_dir, top=25):
+    """Write the top operators of one inference and one training step of
+    every variant to ``out_dir/<family>.txt`` (where the ratios come from).
+
+    Args:
+        family (str): Family name (file name).
+        rows (list[dict]): The family's variants (``model`` still built).
+        infer, train (callable): ``fn(row)``, as timed by the benchmark.
+        device (torch.device): Where the models run.
+        out_dir (str): Output directory.
+        top (int): Operators listed per table.
+    """
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    cuda = device.type == 'cuda'
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA]
+                                           if cuda else [])
+    key = 'self_cuda_time_total' if cuda else 'self_cpu_time_total'
+    parts = []
+    for row in rows:
+        for phase, fn in (('inference', infer), ('training step', train)):
+            if phase == 'training step' and row['inference_only']:
+                continue
+            sync(device)
+            with profile(activities=activities) as prof:
+                fn(row)
+                sync(device)
+            events = prof.key_averages()
+            launches = sum(e.count for e in events
+                           if e.key in ('cudaLaunchKernel',
+                                        'cudaLaunchKernelExC'))
+            parts.append(
+                f'## {family} {row["variant"]}: {phase}\n'
+                f'operator calls: {sum(e.count for e in events)}'
+                + (f', kernel launches: {launches}' if cuda else '') + '\n\n'
+                + events.table(sort_by=key, row_limit=top) + '\n')
+    os.makedirs(out_dir, exist_ok=True)
+    path = osp.join(out_dir, f'{family}.txt')
+    with open(path, 'w') as f:
+        f.write('\n'.join(parts))
+    print(f'  profile: {path}', flush=True)
 
 
 def summarise(rows):
