@@ -19,7 +19,8 @@ check failed. Checks (``--only`` picks some; each fits one device command):
 - ``cross``: a checkpoint trained on the device tested on the CPU, and one
   trained on the CPU tested on the device (mmdet's ``tools/test.py``).
 - ``overhead``: ``tools/benchmarks/benchmark_overhead.py --device cuda`` at
-  the full default sizes; its table is appended to the report.
+  the full default sizes, 15 repetitions; its table is appended to the
+  report and its ``--profile`` tables go to ``<report>_profile.txt``.
 
 ``--dry`` scales everything down (2-iteration trainings, 1 repetition,
 ``--scale 0.1``) so that the kit runs here in minutes; a test runs it.
@@ -29,6 +30,8 @@ Usage on the device (after ``tools/gpu/build_mmcv.sh``)::
     PYTHONPATH=/tmp/resobj-site:. python3 tools/gpu/validate.py --only env precision syncs pytest
     PYTHONPATH=/tmp/resobj-site:. python3 tools/gpu/validate.py --only train cross
     PYTHONPATH=/tmp/resobj-site:. python3 tools/gpu/validate.py --only overhead
+    # --families retinanet yolov3 ...: a subset of the detectors, so that a
+    # check longer than one device command (train, overhead) is split
 
 Here::
 
