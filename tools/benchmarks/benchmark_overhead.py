@@ -535,7 +535,8 @@ def profile_rows(family, rows, infer, train, device, out_dir, top=25):
             events = prof.key_averages()
             launches = sum(e.count for e in events
                            if e.key in ('cudaLaunchKernel',
-                                        'cudaLaunchKernelExC'))
+                                        'cudaLaunchKernelExC',
+                                        'cuLaunchKernel', 'cuLaunchKernelEx'))
             parts.append(
                 f'## {family} {row["variant"]}: {phase}\n'
                 f'operator calls: {sum(e.count for e in events)}'
