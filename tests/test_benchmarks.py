@@ -12,6 +12,7 @@ from helpers import REPO
 sys.path.insert(0, osp.join(REPO, 'tools', 'benchmarks'))
 import benchmark_accuracy  # noqa: E402
 import benchmark_overhead  # noqa: E402
+import count_ops  # noqa: E402
 
 
 # ------------------------------------------------------------- sync counter
@@ -242,3 +243,31 @@ def test_best_eval_column():
     assert benchmark_accuracy.best_eval(curves) == '0.250 (2–3)'
     assert benchmark_accuracy.best_eval([[[1, None], [4, 0.4]]]) == '0.400 (4)'
     assert benchmark_accuracy.best_eval([[], [[1, None]]]) == '—'
+
+
+def test_count_ops_counts_every_call_and_attributes_them(tmp_path):
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    model = benchmark_overhead.build_model('retinanet', dict(num_steps=2),
+                                           torch.device('cpu'))
+    inputs, samples = benchmark_overhead.make_batch((64, 96), 1, 2,
+                                                    torch.device('cpu'))
+    first = count_ops.count_step(model, inputs, samples, where=1)
+    again = count_ops.count_step(model, inputs, samples)
+    # Deterministic, and every forward call is attributed to one caller.
+    assert first['forward'] == again['forward'] > 500
+    assert first['backward'] == again['backward'] > 100
+    assert sum(first['callers'].values()) == first['forward']
+    assert any(k.startswith('resobj_mixin.py:') for k in first['callers'])
+    # The loss is one (class, box) pair over all levels: the sigmoid
+    # CrossEntropyLoss expands its labels once, not once per FPN level.
+    assert first['callers']['cross_entropy_loss.py:_expand_onehot_labels'] \
+        < 20
+    out = tmp_path / 'ops.md'
+    assert count_ops.main(['--families', 'retinanet', '--steps', '0',
+                           '--scale', '0.05', '--batch', '1', '--out',
+                           str(out)]) == 0
+    rows = [r for r in out.read_text().splitlines()
+            if r.startswith('| retinanet')]
+    assert [r.split('|')[2].strip() for r in rows] == ['vanilla', 'T=0']
+    assert rows[0].split('|')[6].strip() == '1.000'

@@ -41,6 +41,8 @@ def test_dry_run_reports_every_check(tmp_path):
     # The overhead check's profile comes back as one file beside the report.
     profile = (tmp_path / 'report_profile.txt').read_text()
     assert '## retinanet T=2: training step' in profile
+    # Its table too, written family by family (survives a cut command).
+    assert '| retinanet | T=2 |' in (tmp_path / 'report_table.md').read_text()
     assert '0 host syncs' in names
 
 

@@ -19,8 +19,9 @@ check failed. Checks (``--only`` picks some; each fits one device command):
 - ``cross``: a checkpoint trained on the device tested on the CPU, and one
   trained on the CPU tested on the device (mmdet's ``tools/test.py``).
 - ``overhead``: ``tools/benchmarks/benchmark_overhead.py --device cuda`` at
-  the full default sizes, 15 repetitions; its table is appended to the
-  report and its ``--profile`` tables go to ``<report>_profile.txt``.
+  the full default sizes, 15 repetitions; its table is written family by
+  family to ``<report>_table.md`` (kept when a command is cut) and appended
+  to the report, its ``--profile`` tables go to ``<report>_profile.txt``.
 
 ``--dry`` scales everything down (2-iteration trainings, 1 repetition,
 ``--scale 0.1``) so that the kit runs here in minutes; a test runs it.
@@ -419,7 +420,10 @@ def check_cross(report, args):
 
 
 def check_overhead(report, args):
-    out = osp.join(args.work_dir, 'overhead.md')
+    # Next to the report (under $OUT on the device): the benchmark writes
+    # its table after every family, so a command cut at the device's
+    # 10-minute limit still returns the families it finished.
+    out = osp.splitext(args.out)[0] + '_table.md'
     prof_dir = osp.join(args.work_dir, 'overhead_profile')
     shutil.rmtree(prof_dir, ignore_errors=True)  # no stale family files
     cmd = [sys.executable,

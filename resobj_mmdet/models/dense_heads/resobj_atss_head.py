@@ -8,7 +8,6 @@ from mmengine.config import ConfigDict
 from torch import Tensor
 
 from mmdet.models.dense_heads import ATSSHead
-from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList, reduce_mean
 from .resobj_mixin import ResObjMixin
@@ -130,8 +129,8 @@ class ResObjATSSHead(ResObjMixin, ATSSHead):
                 Ignored (crowd) boxes per image.
 
         Returns:
-            dict[str, Tensor | list[Tensor]]: ``loss_cls``, ``loss_bbox`` and
-            ``loss_centerness`` per level, ``loss_obj`` and
+            dict[str, Tensor]: ``loss_cls``, ``loss_bbox`` and
+            ``loss_centerness`` (all levels), ``loss_obj`` and
             ``loss_res1..T``.
         """
         batch_gt_instances = self._drop_degenerate_gts(batch_gt_instances,
@@ -151,23 +150,25 @@ class ResObjATSSHead(ResObjMixin, ATSSHead):
         # ATSS's own normaliser (one host read, as in ATSSHead).
         avg_factor = reduce_mean(
             torch.tensor(avg_factor, dtype=torch.float, device=device)).item()
-        losses_cls, losses_bbox, loss_centerness, bbox_avg_factor = \
-            multi_apply(
-                self.loss_by_feat_single,
-                anchor_list,
-                cls_scores,
-                bbox_preds,
-                centernesses,
-                labels_list,
+        # ATSSHead's loss once over all levels (= the sum of its per-level
+        # losses; see ResObjMixin._loss_all_levels).
+        labels = torch.cat(labels_list, dim=1)
+        loss_cls, loss_bbox, loss_centerness, bbox_avg_factor = \
+            self.loss_by_feat_single(
+                torch.cat(anchor_list, dim=1),
+                self._levels_as_one(cls_scores, self.cls_out_channels),
+                self._levels_as_one(bbox_preds, 4),
+                self._levels_as_one(centernesses, 1),
+                labels,
                 # Imbalance transfer: negatives give no class loss.
-                self._positive_only(labels_list, label_weights_list),
-                bbox_targets_list,
+                self._positive_only(labels,
+                                    torch.cat(label_weights_list, dim=1)),
+                torch.cat(bbox_targets_list, dim=1),
                 avg_factor=avg_factor)
-        bbox_avg_factor = reduce_mean(sum(bbox_avg_factor)).clamp_(
-            min=1).item()
+        bbox_avg_factor = reduce_mean(bbox_avg_factor).clamp_(min=1).item()
         losses = dict(
-            loss_cls=losses_cls,
-            loss_bbox=[x / bbox_avg_factor for x in losses_bbox],
+            loss_cls=loss_cls,
+            loss_bbox=loss_bbox / bbox_avg_factor,
             loss_centerness=loss_centerness)
         losses.update(
             self.loss_objectness_by_feat(obj_preds, labels_list,

@@ -6,7 +6,6 @@ from mmengine.config import ConfigDict
 from torch import Tensor
 
 from mmdet.models.dense_heads import RetinaHead
-from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
 from .resobj_mixin import ResObjMixin, joint_score_logit  # noqa: F401
@@ -120,27 +119,19 @@ class ResObjHead(ResObjMixin, RetinaHead):
                 Ignored (crowd) boxes per image.
 
         Returns:
-            dict[str, Tensor | list[Tensor]]: ``loss_cls`` and ``loss_bbox``
-            per level, ``loss_obj`` and ``loss_res1..T``.
+            dict[str, Tensor]: ``loss_cls`` and ``loss_bbox`` (all levels),
+            ``loss_obj`` and ``loss_res1..T``.
         """
         (all_anchor_list, labels_list, label_weights_list, bbox_targets_list,
          bbox_weights_list, avg_factor) = self._anchor_targets(
              cls_scores, batch_gt_instances, batch_img_metas,
              batch_gt_instances_ignore)
         # Imbalance transfer: negatives give no class loss.
-        cls_weights_list = self._positive_only(labels_list,
-                                               label_weights_list)
-        losses_cls, losses_bbox = multi_apply(
-            self.loss_by_feat_single,
-            cls_scores,
-            bbox_preds,
-            all_anchor_list,
-            labels_list,
-            cls_weights_list,
-            bbox_targets_list,
-            bbox_weights_list,
-            avg_factor=avg_factor)
-        losses = dict(loss_cls=losses_cls, loss_bbox=losses_bbox)
+        loss_cls, loss_bbox = self._loss_all_levels(
+            cls_scores, bbox_preds, all_anchor_list, labels_list,
+            label_weights_list, bbox_targets_list, bbox_weights_list,
+            avg_factor)
+        losses = dict(loss_cls=loss_cls, loss_bbox=loss_bbox)
         losses.update(
             self.loss_objectness_by_feat(obj_preds, labels_list,
                                          label_weights_list, avg_factor))

@@ -9,6 +9,7 @@ from mmengine.config import ConfigDict
 from mmengine.logging import print_log
 from torch import Tensor
 
+from mmdet.models.dense_heads import AnchorHead
 from mmdet.models.utils import images_to_levels
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import cat_boxes, get_box_tensor
@@ -78,8 +79,9 @@ class ResObjMixin:
     """Residual objectness plumbing for mmdet heads.
 
     Provides the refinement-module construction, the choice of the scoring
-    step, and, for ``AnchorHead`` subclasses, anchor targets, a box-only loss
-    and the objectness loss over all levels.
+    step, and, for ``AnchorHead`` subclasses, anchor targets, the class (on
+    positives) and box losses and the objectness loss, each computed once
+    over all levels.
     """
 
     def _set_residual_objectness_cfg(self, residual_objectness: dict) -> None:
@@ -151,22 +153,19 @@ class ResObjMixin:
                 type='Normal', name=cls_conv, std=0.01,
                 bias_prob=cls_prior_prob))
 
-    def _positive_only(self, labels_list: List[Tensor],
-                       label_weights_list: List[Tensor]) -> List[Tensor]:
+    def _positive_only(self, labels: Tensor, label_weights: Tensor) -> Tensor:
         """Class-loss weights of imbalance transfer: negatives get none.
 
         Args:
-            labels_list (list[Tensor]): Per level, (N, H*W*A) labels,
-                ``num_classes`` for background.
-            label_weights_list (list[Tensor]): Per level, (N, H*W*A).
+            labels (Tensor): Labels, ``num_classes`` for background; any
+                shape, e.g. (N, sum H*W*A).
+            label_weights (Tensor): Anchor weights, same shape.
 
         Returns:
-            list[Tensor]: The weights, zero on every non-positive anchor.
+            Tensor: The weights, zero on every non-positive anchor.
         """
-        return [
-            w * (lbl < self.num_classes).to(w.dtype)
-            for lbl, w in zip(labels_list, label_weights_list)
-        ]
+        return label_weights * (labels < self.num_classes).to(
+            label_weights.dtype)
 
     def joint_scores(self, cls_scores: List[Tensor], obj_preds: List[Tensor],
                      step: int = -1) -> List[Tensor]:
@@ -211,7 +210,7 @@ class ResObjMixin:
         with ``min_pos_iou=0`` (RetinaNet's, YOLOv3's) then make *every*
         anchor with IoU 0 a positive of that box. mmdet's ``CocoDataset``
         drops such boxes silently; a custom dataset or pipeline may not.
-        The check is vectorised per image and costs one host sync per batch.
+        The check is vectorised over the batch and costs one host sync.
 
         Args:
             batch_gt_instances (list[:obj:`InstanceData`]): GT per image.
@@ -226,25 +225,34 @@ class ResObjMixin:
             list[:obj:`InstanceData`]: The GTs, degenerate boxes removed
             (the input list itself when nothing is removed).
         """
-        keeps = []
-        for gt, meta in zip(batch_gt_instances, batch_img_metas):
-            boxes = get_box_tensor(gt.bboxes)
-            h, w = meta['img_shape'][:2]
-            x1, y1 = boxes[:, 0].clamp(min=0), boxes[:, 1].clamp(min=0)
-            x2, y2 = boxes[:, 2].clamp(max=w), boxes[:, 3].clamp(max=h)
-            keeps.append(
-                torch.isfinite(boxes).all(dim=1) & (boxes[:, 2] > boxes[:, 0])
-                & (boxes[:, 3] > boxes[:, 1]) & (x2 > x1) & (y2 > y1))
-        if not keeps:
+        if not batch_gt_instances:
             return batch_gt_instances
+        # All images' boxes at once: the check runs in every training step,
+        # so it costs a fixed number of operators, not one set per image.
+        counts = [len(gt) for gt in batch_gt_instances]
+        boxes = torch.cat(
+            [get_box_tensor(gt.bboxes) for gt in batch_gt_instances])
+        size = torch.cat([  # (M, 2): the width and height of each box's image
+            torch.cat([
+                boxes.new_full((n, 1), meta['img_shape'][1]),
+                boxes.new_full((n, 1), meta['img_shape'][0])
+            ], dim=1) for n, meta in zip(counts, batch_img_metas)
+        ])
+        # finite, positive width and height, overlapping [0, w] x [0, h]
+        keep = (torch.isfinite(boxes).all(dim=1)
+                & (boxes[:, 2:] > boxes[:, :2]).all(dim=1)
+                & (boxes[:, 2:] > 0).all(dim=1)
+                & (boxes[:, :2] < size).all(dim=1))
+        num_dropped = int((~keep).sum())  # the one host sync
         if clip:
             batch_gt_instances = [
                 self._clip_gt(gt, meta['img_shape'][:2])
                 for gt, meta in zip(batch_gt_instances, batch_img_metas)
             ]
-        dropped = torch.stack([(~k).sum() for k in keeps]).tolist()
-        if not any(dropped):
+        if not num_dropped:
             return batch_gt_instances
+        keeps = keep.split(counts)
+        dropped = [n - int(k.sum()) for n, k in zip(counts, keeps)]
         self._num_degenerate_batches = getattr(
             self, '_num_degenerate_batches', 0) + 1
         self._num_degenerate_gts = getattr(self, '_num_degenerate_gts',
@@ -356,6 +364,73 @@ class ResObjMixin:
             num_level_anchors)
         return (all_anchor_list, labels_list, label_weights_list,
                 bbox_targets_list, bbox_weights_list, avg_factor)
+
+    @staticmethod
+    def _levels_as_one(maps: List[Tensor], channels: int) -> Tensor:
+        """Per-level prediction maps as one map of a single "level".
+
+        mmdet's per-level losses flatten a (N, A*C, H, W) map with
+        ``permute(0, 2, 3, 1).reshape(-1, C)``; the returned map flattens
+        that way to every level's anchors in anchor order, so one such call
+        covers all levels.
+
+        Args:
+            maps (list[Tensor]): Per level, (N, A_l*C, H_l, W_l).
+            channels (int): ``C``, values per anchor.
+
+        Returns:
+            Tensor: (N, C, sum_l H_l*W_l*A_l, 1), anchors ordered as mmdet's
+            anchor generators order them (level, y, x, anchor).
+        """
+        num_imgs = maps[0].size(0)
+        flat = torch.cat([
+            m.permute(0, 2, 3, 1).reshape(num_imgs, -1, channels)
+            for m in maps
+        ], dim=1)
+        return flat.permute(0, 2, 1).unsqueeze(-1)
+
+    def _loss_all_levels(self, cls_scores: List[Tensor],
+                         bbox_preds: List[Tensor], anchor_list: List[Tensor],
+                         labels_list: List[Tensor],
+                         label_weights_list: List[Tensor],
+                         bbox_targets_list: List[Tensor],
+                         bbox_weights_list: List[Tensor],
+                         avg_factor: float) -> Tuple[Tensor, Tensor]:
+        """Class loss on positives and box loss, once over all levels.
+
+        ``AnchorHead.loss_by_feat_single`` called once on the levels
+        concatenated, with the class weights of imbalance transfer
+        (:meth:`_positive_only`). With the levels' shared ``avg_factor``
+        this is the sum over levels of the per-level losses (what
+        ``parse_losses`` logs), in one call of ``loss_cls`` and
+        ``loss_bbox`` instead of one per level: the eager operator calls of
+        the class and box losses drop by about the number of levels (what a
+        training step on a GPU is bound by at mmdet's sizes), and a sigmoid
+        ``CrossEntropyLoss``'s one-hot expansion (a ``nonzero``, a host sync
+        on CUDA) runs once instead of per level.
+
+        Args:
+            cls_scores (list[Tensor]): Per level, (N, A*C, H, W) with
+                ``C = cls_out_channels``.
+            bbox_preds (list[Tensor]): Per level, (N, A*4, H, W).
+            anchor_list (list[Tensor]): Per level, (N, H*W*A, 4).
+            labels_list (list[Tensor]): Per level, (N, H*W*A).
+            label_weights_list (list[Tensor]): Per level, (N, H*W*A).
+            bbox_targets_list (list[Tensor]): Per level, (N, H*W*A, 4).
+            bbox_weights_list (list[Tensor]): Per level, (N, H*W*A, 4).
+            avg_factor (float): Normaliser of both losses.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``loss_cls`` and ``loss_bbox``.
+        """
+        labels = torch.cat(labels_list, dim=1)
+        return AnchorHead.loss_by_feat_single(
+            self, self._levels_as_one(cls_scores, self.cls_out_channels),
+            self._levels_as_one(bbox_preds, self.bbox_coder.encode_size),
+            torch.cat(anchor_list, dim=1), labels,
+            self._positive_only(labels, torch.cat(label_weights_list, dim=1)),
+            torch.cat(bbox_targets_list, dim=1),
+            torch.cat(bbox_weights_list, dim=1), avg_factor)
 
     def _loss_bbox_single(self, bbox_pred: Tensor, anchors: Tensor,
                           bbox_targets: Tensor, bbox_weights: Tensor,

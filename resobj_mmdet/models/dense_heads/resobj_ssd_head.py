@@ -1,7 +1,6 @@
 # Copyright (c) resobj-mmdet contributors.
 """SSD-ResObj head: softmax + hard negative mining replaced by residual
 objectness."""
-from functools import partial
 from typing import List, Optional, Sequence, Tuple
 
 import torch.nn as nn
@@ -9,8 +8,7 @@ from mmengine.config import ConfigDict
 from mmengine.model import bias_init_with_prob
 from torch import Tensor
 
-from mmdet.models.dense_heads import AnchorHead, SSDHead
-from mmdet.models.utils import multi_apply
+from mmdet.models.dense_heads import SSDHead
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
 from .resobj_mixin import ResObjMixin, default_cls_prior
@@ -164,25 +162,19 @@ class ResObjSSDHead(ResObjMixin, SSDHead):
                 Ignored (crowd) boxes per image.
 
         Returns:
-            dict[str, list[Tensor] | Tensor]: ``loss_cls`` and ``loss_bbox``
-            per level, ``loss_obj`` and ``loss_res1..T``.
+            dict[str, Tensor]: ``loss_cls`` and ``loss_bbox`` (all levels),
+            ``loss_obj`` and ``loss_res1..T``.
         """
         (all_anchor_list, labels_list, label_weights_list, bbox_targets_list,
          bbox_weights_list, avg_factor) = self._anchor_targets(
              cls_scores, batch_gt_instances, batch_img_metas,
              batch_gt_instances_ignore)
-        # AnchorHead's per-level class + box loss (SSD's own mines).
-        losses_cls, losses_bbox = multi_apply(
-            partial(AnchorHead.loss_by_feat_single, self),
-            cls_scores,
-            bbox_preds,
-            all_anchor_list,
-            labels_list,
-            self._positive_only(labels_list, label_weights_list),
-            bbox_targets_list,
-            bbox_weights_list,
-            avg_factor=avg_factor)
-        losses = dict(loss_cls=losses_cls, loss_bbox=losses_bbox)
+        # AnchorHead's class + box loss (SSD's own mines), all levels at once.
+        loss_cls, loss_bbox = self._loss_all_levels(
+            cls_scores, bbox_preds, all_anchor_list, labels_list,
+            label_weights_list, bbox_targets_list, bbox_weights_list,
+            avg_factor)
+        losses = dict(loss_cls=loss_cls, loss_bbox=loss_bbox)
         losses.update(
             self.loss_objectness_by_feat(obj_preds, labels_list,
                                          label_weights_list, avg_factor))

@@ -1,3 +1,5 @@
+from functools import partial
+
 import pytest
 import torch
 from mmengine.config import ConfigDict
@@ -205,3 +207,62 @@ def test_registered():
 def test_bad_head_config_names_field(residual_objectness, exc, field):
     with pytest.raises(exc, match=field):
         make_head(residual_objectness=residual_objectness)
+
+
+def test_class_and_box_losses_once_over_all_levels():
+    """One loss call over the levels equals the sum of mmdet's per-level
+    calls, and a sigmoid CrossEntropyLoss expands its one-hot labels (a
+    ``nonzero``: a host sync on CUDA) once instead of once per level."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from mmdet.models.dense_heads import AnchorHead
+    from mmdet.models.utils import multi_apply
+
+    head = make_head(anchor_generator=dict(
+        type='AnchorGenerator',
+        octave_base_scale=4,
+        scales_per_octave=1,
+        ratios=[0.5, 1.0, 2.0],  # A = 3: the anchor order matters
+        strides=[8, 16]))
+    torch.manual_seed(3)
+    feat = [torch.rand(2, 8, 8, 8), torch.rand(2, 8, 4, 4)]
+    cls_scores, bbox_preds, _ = head(feat)
+    metas = IMG_METAS * 2
+    gts = [
+        gt([[20.0, 20.0, 52.0, 52.0], [2.0, 30.0, 30.0, 44.0]], [1, 2]),
+        gt([[8.0, 8.0, 40.0, 24.0]], [0])
+    ]
+    targets = head._anchor_targets(cls_scores, gts, metas)
+    anchors, labels, label_weights, bbox_targets, bbox_weights, avg = targets
+    cls_weights = [
+        head._positive_only(lbl, w) for lbl, w in zip(labels, label_weights)
+    ]
+    assert (torch.cat(cls_weights, 1) > 0).sum() > 1  # positives exist
+    assert (torch.cat(label_weights, 1) > 0).sum() > (
+        torch.cat(cls_weights, 1) > 0).sum()  # and negatives that train
+
+    ref_cls, ref_bbox = multi_apply(
+        partial(AnchorHead.loss_by_feat_single, head), cls_scores,
+        bbox_preds, anchors, labels, cls_weights, bbox_targets, bbox_weights,
+        avg_factor=avg)
+
+    class Count(TorchDispatchMode):
+        nonzero = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.nonzero += func._schema.name == 'aten::nonzero'
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        loss_cls, loss_bbox = head._loss_all_levels(
+            cls_scores, bbox_preds, anchors, labels, label_weights,
+            bbox_targets, bbox_weights, avg)
+    torch.testing.assert_close(loss_cls, sum(ref_cls))
+    torch.testing.assert_close(loss_bbox, sum(ref_bbox))
+    assert loss_cls > 0 and loss_bbox > 0
+    assert Count.nonzero == 1  # per level: 2
+    # The head's loss uses it: the same values under the same keys.
+    losses = head.loss_by_feat(cls_scores, bbox_preds,
+                               head(feat)[2], gts, metas)
+    torch.testing.assert_close(losses['loss_cls'], sum(ref_cls))
+    torch.testing.assert_close(losses['loss_bbox'], sum(ref_bbox))

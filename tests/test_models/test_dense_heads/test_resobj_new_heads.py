@@ -263,3 +263,51 @@ def test_degenerate_boxes_are_dropped(name):
     dirty = losses_of(head, [bad, gt([], [])])
     for key in clean:
         torch.testing.assert_close(total(dirty[key]), total(clean[key]))
+
+
+def test_atss_and_ssd_losses_are_the_per_level_sums():
+    """The class / box / centerness losses run once over all levels (see
+    ``ResObjMixin._loss_all_levels``) and equal mmdet's per-level losses
+    summed; SSD has 4, 6 and 4 anchors per location on its levels."""
+    from functools import partial
+
+    from mmdet.models.dense_heads import AnchorHead, ATSSHead
+    from mmdet.models.utils import multi_apply
+    gts = [gt(ONE, [1]), gt([[4.0, 30.0, 20.0, 60.0], [30, 2, 60, 30]],
+                            [0, 2])]
+
+    head = ssd_head()
+    head.init_weights()
+    cls_scores, bbox_preds, obj_preds = head(feats())
+    anchors, labels, label_w, bbox_t, bbox_w, avg = head._anchor_targets(
+        cls_scores, gts, IMG_METAS)
+    ref_cls, ref_bbox = multi_apply(
+        partial(AnchorHead.loss_by_feat_single, head), cls_scores,
+        bbox_preds, anchors, labels,
+        [head._positive_only(lbl, w) for lbl, w in zip(labels, label_w)],
+        bbox_t, bbox_w, avg_factor=avg)
+    losses = head.loss_by_feat(cls_scores, bbox_preds, obj_preds, gts,
+                               IMG_METAS)
+    assert sum(ref_cls) > 0 and sum(ref_bbox) > 0
+    torch.testing.assert_close(losses['loss_cls'], sum(ref_cls))
+    torch.testing.assert_close(losses['loss_bbox'], sum(ref_bbox))
+
+    head = atss_head()
+    head.init_weights()
+    cls_scores, bbox_preds, centernesses, obj_preds = head(feats())
+    anchor_list, valid = head.get_anchors(
+        [c.shape[-2:] for c in cls_scores], IMG_METAS, device='cpu')
+    anchor_list, labels, label_w, bbox_t, _, avg = head.get_targets(
+        anchor_list, valid, gts, IMG_METAS)
+    ref_cls, ref_bbox, ref_ctr, ref_bbox_avg = multi_apply(
+        partial(ATSSHead.loss_by_feat_single, head), anchor_list,
+        cls_scores, bbox_preds, centernesses, labels,
+        [head._positive_only(lbl, w) for lbl, w in zip(labels, label_w)],
+        bbox_t, avg_factor=float(avg))
+    losses = head.loss_by_feat(cls_scores, bbox_preds, centernesses,
+                               obj_preds, gts, IMG_METAS)
+    assert sum(ref_cls) > 0 and sum(ref_ctr) > 0
+    torch.testing.assert_close(losses['loss_cls'], sum(ref_cls))
+    torch.testing.assert_close(losses['loss_bbox'],
+                               sum(ref_bbox) / sum(ref_bbox_avg).clamp(min=1))
+    torch.testing.assert_close(losses['loss_centerness'], sum(ref_ctr))

@@ -169,3 +169,21 @@ def test_no_sampler_is_pseudo():
 def test_bad_num_steps(num_steps, exc):
     with pytest.raises(exc, match='num_steps'):
         make_head(num_steps=num_steps)
+
+
+def test_box_loss_is_the_per_level_sum():
+    """``loss_rpn_bbox`` runs once over all levels and equals the sum of
+    the per-level box losses."""
+    head = make_head()
+    outs = head(feats())
+    gts = [gt([[20.0, 20.0, 52.0, 52.0], [2.0, 30.0, 30.0, 44.0]])]
+    anchors, _, _, bbox_t, bbox_w, _ = head._anchor_targets(
+        outs[0], gts, IMG_METAS)
+    avg = head.avg_factor_per_image * len(IMG_METAS)
+    ref = [
+        head._loss_bbox_single(*args, avg_factor=avg)
+        for args in zip(outs[1], anchors, bbox_t, bbox_w)
+    ]
+    losses = head.loss_by_feat(*outs, gts, IMG_METAS)
+    assert sum(ref) > 0
+    torch.testing.assert_close(losses['loss_rpn_bbox'], sum(ref))
