@@ -62,3 +62,42 @@ def write_voc_scene(folder, name, w, h, boxes, names=None):
         for n, b in zip(names, boxes))
     with open(osp.join(folder, name + '.xml'), 'w') as f:
         f.write(VOC.format(w=w, h=h, objects=objects))
+
+
+def write_bccd_clone(root, splits=None):
+    """A miniature clone of Shenggan/BCCD_Dataset at ``root``: noise JPEGs
+    with VOC files under ``BCCD/``, image sets ``train`` and ``val``.
+
+    Default: 3 images (2 train, 1 val) of 64x48 px; ``img0`` carries a
+    degenerate box (a one-pixel point, as two of the real files do) and a
+    box touching the image border.
+
+    Returns:
+        dict: image id -> list of (name, x1, y1, x2, y2) as written (VOC's
+        1-based pixels).
+    """
+    import os
+    splits = splits or dict(train=['img0', 'img1'], val=['img2'])
+    boxes = {
+        'img0': [('RBC', 5, 5, 25, 25), ('RBC', 30, 30, 30, 30),
+                 ('WBC', 40, 20, 64, 48)],
+        'img1': [('Platelets', 10, 12, 18, 20), ('RBC', 20, 1, 44, 21)],
+        'img2': [('WBC', 3, 4, 33, 40), ('Platelets', 50, 30, 58, 38)],
+    }
+    for sub in ('Annotations', 'JPEGImages', 'ImageSets/Main'):
+        os.makedirs(osp.join(root, 'BCCD', sub), exist_ok=True)
+    rng = np.random.RandomState(0)
+    for img_id in boxes:
+        cv2.imwrite(osp.join(root, 'BCCD', 'JPEGImages', img_id + '.jpg'),
+                    rng.randint(0, 255, (48, 64, 3), dtype=np.uint8))
+        objects = ''.join(
+            OBJ.format(name=n, x1=x1, y1=y1, x2=x2, y2=y2)
+            for n, x1, y1, x2, y2 in boxes[img_id])
+        with open(osp.join(root, 'BCCD', 'Annotations', img_id + '.xml'),
+                  'w') as f:
+            f.write(VOC.format(w=64, h=48, objects=objects))
+    for split, ids in splits.items():
+        with open(osp.join(root, 'BCCD', 'ImageSets', 'Main',
+                           split + '.txt'), 'w') as f:
+            f.write('\n'.join(ids) + '\n')
+    return boxes

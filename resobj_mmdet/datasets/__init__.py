@@ -1,8 +1,9 @@
+from .bccd import BCCDDataset
 from .synthetic_shapes import (CLASSES, ShapesDataset, ensure_shapes,
                                generate_shapes)
 from .tree_crowns import TreeCrownsDataset, ensure_tree_crowns
 
 __all__ = [
-    'CLASSES', 'ShapesDataset', 'ensure_shapes', 'generate_shapes',
-    'TreeCrownsDataset', 'ensure_tree_crowns'
+    'BCCDDataset', 'CLASSES', 'ShapesDataset', 'ensure_shapes',
+    'generate_shapes', 'TreeCrownsDataset', 'ensure_tree_crowns'
 ]

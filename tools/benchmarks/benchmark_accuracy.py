@@ -58,6 +58,7 @@ from concurrent.futures import ThreadPoolExecutor
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs', 'demo')
 TREES = osp.join(ROOT, 'configs', 'trees')
+BCCD = osp.join(ROOT, 'configs', 'bccd')
 
 RETINA_HEAD = 'model.bbox_head.residual_objectness'
 # (family, variant, config, extra --cfg-options[, seeds cap])
@@ -108,6 +109,47 @@ TREE_RUNS = [
     ('faster-rcnn', 'ResObj T=2',
      'resobj-faster-rcnn_mobilenetv2_fpn_12e_trees.py', []),
 ]
+BCCD_RUNS = [
+    ('retinanet', 'focal loss', 'retinanet_mobilenetv2_fpn_20e_bccd.py', []),
+    ('retinanet', 'GHM-C', 'retinanet_mobilenetv2_fpn_ghm-20e_bccd.py', []),
+    ('retinanet', 'ResObj T=2', 'resobj-retinanet_mobilenetv2_fpn_20e_bccd.py',
+     []),
+    # The T ablation on the first seed only (the issue asks for >= 1 seed).
+    ('retinanet', 'objectness (T=0)',
+     'resobj-retinanet_mobilenetv2_fpn_20e_bccd.py',
+     [f'{RETINA_HEAD}.num_steps=0'], 1),
+    ('retinanet', 'ResObj T=1', 'resobj-retinanet_mobilenetv2_fpn_20e_bccd.py',
+     [f'{RETINA_HEAD}.num_steps=1'], 1),
+    ('retinanet', 'ResObj T=2 lite',
+     'resobj-retinanet_mobilenetv2_fpn_20e_bccd.py',
+     [f'{RETINA_HEAD}.res_convs=0'], 1),
+    ('faster-rcnn', 'vanilla', 'faster-rcnn_mobilenetv2_fpn_20e_bccd.py', []),
+    ('faster-rcnn', 'ResObj T=2',
+     'resobj-faster-rcnn_mobilenetv2_fpn_20e_bccd.py', []),
+    ('yolov3', 'vanilla', 'yolov3_mobilenetv2_20e_bccd.py', []),
+    ('yolov3', 'ResObj T=2', 'resobj-yolov3_mobilenetv2_20e_bccd.py', []),
+    ('atss', 'vanilla', 'atss_mobilenetv2_fpn_20e_bccd.py', []),
+    ('atss', 'ResObj T=2', 'resobj-atss_mobilenetv2_fpn_20e_bccd.py', []),
+    # Stability (family 'retinanet-lr'): the recipe's lr halved and doubled.
+    ('retinanet-lr', 'focal loss lr x0.5',
+     'retinanet_mobilenetv2_fpn_20e_bccd.py',
+     ['optim_wrapper.optimizer.lr=0.00125']),
+    ('retinanet-lr', 'ResObj T=2 lr x0.5',
+     'resobj-retinanet_mobilenetv2_fpn_20e_bccd.py',
+     ['optim_wrapper.optimizer.lr=0.00125']),
+    ('retinanet-lr', 'focal loss lr x2',
+     'retinanet_mobilenetv2_fpn_20e_bccd.py',
+     ['optim_wrapper.optimizer.lr=0.005']),
+    ('retinanet-lr', 'ResObj T=2 lr x2',
+     'resobj-retinanet_mobilenetv2_fpn_20e_bccd.py',
+     ['optim_wrapper.optimizer.lr=0.005']),
+]
+# COCO metrics of the last evaluation kept beside the main one (BCCD).
+BCCD_METRICS = ('coco/bbox_mAP_50', 'coco/bbox_mAP_75', 'coco/RBC_precision',
+                'coco/WBC_precision', 'coco/Platelets_precision')
+# The score threshold of the second evaluation of the final checkpoint
+# (paper Table 1b: RetinaNet-Obj is best at 0.001, mmdet's default 0.05).
+LOW_SCORE_THR = 0.001
 SUITES = {
     'shapes':
     dict(
@@ -126,9 +168,23 @@ SUITES = {
         epochs=None,  # each recipe's own schedule
         quick_epochs=2,
         data='NEON tree crowns (real aerial images), val scenes'),
+    'bccd':
+    dict(
+        config_dir=BCCD,
+        runs=BCCD_RUNS,
+        families=['retinanet', 'faster-rcnn', 'yolov3', 'atss',
+                  'retinanet-lr'],
+        # The stability rows run only when asked for (--families).
+        default_families=['retinanet', 'faster-rcnn', 'yolov3', 'atss'],
+        epochs=None,  # each recipe's own schedule
+        quick_epochs=2,
+        extra_metrics=BCCD_METRICS,
+        low_thr=True,
+        stats_hook=True,
+        data='BCCD blood cells (real microscope images), val split'),
 }
 FAMILIES = ['retinanet', 'yolov3', 'rpn', 'faster-rcnn', 'atss', 'ssd',
-            'yolox']
+            'yolox', 'retinanet-lr']
 METRICS = {'rpn': 'coco/AR@100'}  # every other family: bbox mAP
 DEFAULT_METRIC = 'coco/bbox_mAP'
 
@@ -165,6 +221,10 @@ def parse_args(argv=None):
         'with fewer seeds than asked say how many)')
     parser.add_argument('--dry-run', action='store_true',
                         help='print the commands, run nothing')
+    parser.add_argument(
+        '--data-root', default=None,
+        help='bccd: the BCCD_Dataset clone (sets BCCD_ROOT for the runs; '
+        'default: $BCCD_ROOT, else the configs\' data/BCCD_Dataset/)')
     args = parser.parse_args(argv)
     suite = SUITES[args.suite]
     if args.seeds is None:
@@ -178,7 +238,7 @@ def parse_args(argv=None):
     if args.jobs < 1:
         parser.error(f'--jobs must be >= 1, got {args.jobs}')
     if args.families is None:
-        args.families = suite['families']
+        args.families = suite.get('default_families', suite['families'])
     unknown = [f for f in args.families if f not in suite['families']]
     if unknown:
         parser.error(f'--families {unknown} not in the {args.suite} suite '
@@ -191,7 +251,7 @@ def parse_args(argv=None):
     if args.out is None:
         args.out = osp.join(
             'work_dirs', 'benchmark_accuracy' +
-            ('_trees' if args.suite == 'trees' else '') +
+            ('' if args.suite == 'shapes' else f'_{args.suite}') +
             ('_quick' if args.quick else ''))
     return args
 
@@ -209,6 +269,22 @@ def selected_runs(args):
         runs.append((family, variant, config, extra,
                      args.seeds[:cap] if cap else list(args.seeds)))
     return runs
+
+
+def stats_overlay(config, work_dir, interval=10):
+    """A config file in ``work_dir`` that is ``config`` plus
+    :class:`ObjectnessStatsHook` (per-step objectness, gate share and
+    ``minp`` in the run's scalars), for the diagnosis of the real-image
+    suites; the model, data and recipe are ``config``'s."""
+    from mmengine.config import Config
+    hooks = list(Config.fromfile(config).get('custom_hooks', []))
+    hooks.append(dict(type='ObjectnessStatsHook', interval=interval))
+    os.makedirs(work_dir, exist_ok=True)
+    path = osp.join(work_dir, 'stats_' + osp.basename(config))
+    with open(path, 'w') as f:
+        f.write(f'_base_ = {osp.abspath(config)!r}\n'
+                f'custom_hooks = {[dict(h) for h in hooks]!r}\n')
+    return path
 
 
 def run_key(family, variant, seed, epochs):
@@ -271,16 +347,17 @@ def read_metric(work_dir, key):
     return value
 
 
-def read_run(work_dir, key):
+def read_run(work_dir, key, extra_keys=()):
     """What a finished run's scalars say.
 
     Returns:
         dict: ``value`` (last ``key``), ``curve`` ([[epoch, value or None]]
         per evaluation; None where the evaluation had no detection),
         ``nonfinite_loss`` (a logged training loss was NaN or inf) and
-        ``first_eval_empty``.
+        ``first_eval_empty``; with ``extra_keys`` also ``extra`` (their
+        values at the last evaluation).
     """
-    curve, nonfinite = [], False
+    curve, nonfinite, last = [], False, {}
     for record in _scalar_records(work_dir):
         if 'lr' in record or 'loss' in record:  # a training record
             nonfinite |= any(
@@ -288,12 +365,49 @@ def read_run(work_dir, key):
                 for k, v in record.items() if k.startswith('loss'))
         elif 'step' in record:  # an evaluation (CocoMetric logs nothing
             curve.append([record['step'], record.get(key)])  # when empty)
+            last = record
     values = [v for _, v in curve if v is not None]
-    return dict(
+    info = dict(
         value=values[-1] if curve and curve[-1][1] is not None else None,
         curve=curve,
         nonfinite_loss=nonfinite,
         first_eval_empty=bool(curve) and curve[0][1] is None)
+    if extra_keys:
+        info['extra'] = {k: last.get(k) for k in extra_keys}
+    return info
+
+
+# Options of the second evaluation at LOW_SCORE_THR, per family.
+LOW_THR_OPTIONS = {
+    'faster-rcnn': ['model.test_cfg.rcnn.score_thr={thr}'],
+    # YOLOv3 also filters on its objectness before the class score.
+    'yolov3': ['model.test_cfg.score_thr={thr}', 'model.test_cfg.conf_thr={thr}'],
+}
+
+
+def low_thr_command(config, work_dir, family, extra, thr=LOW_SCORE_THR):
+    """``mim test`` of a finished run's last checkpoint at score ``thr``."""
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        ckpt = f.read().strip()
+    opts = [o.format(thr=thr) for o in LOW_THR_OPTIONS.get(
+        family, ['model.test_cfg.score_thr={thr}'])]
+    return [
+        sys.executable, '-m', 'mim', 'test', 'mmdet', config, '--checkpoint',
+        ckpt, '--work-dir', osp.join(work_dir, f'test_thr{thr}'),
+        '--cfg-options', *opts, *extra
+    ]
+
+
+def read_test(work_dir, keys):
+    """Metrics of the newest ``mim test`` in ``work_dir`` (mmengine writes
+    them to ``<timestamp>/<timestamp>.json``); None where absent."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
+    if not files:
+        return {k: None for k in keys}
+    with open(files[-1]) as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    record = lines[-1] if lines else {}
+    return {k: record.get(k) for k in keys}
 
 
 def load_results(path):
@@ -307,8 +421,24 @@ def load_results(path):
     return results
 
 
-def summarise(results, runs, epochs):
-    """Rows of (family, variant, metric, values, mean, std, time, ...)."""
+def _mean_std(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return (statistics.mean(values),
+            statistics.stdev(values) if len(values) > 1 else 0.0, len(values))
+
+
+def first_detections(curve):
+    """The first evaluated epoch with a detection (None: never)."""
+    return next((e for e, v in curve or [] if v is not None), None)
+
+
+def summarise(results, runs, epochs, extra_keys=()):
+    """Rows of (family, variant, metric, values, mean, std, time, ...);
+    with ``extra_keys`` also ``extra`` and ``low_thr`` (key -> (mean, std,
+    n) or None) and ``first_det`` (per run, the first epoch with a
+    detection)."""
     rows = []
     for run in runs:
         family, variant = run[:2]
@@ -330,7 +460,14 @@ def summarise(results, runs, epochs):
                  first_empty=sum(bool(r.get('first_eval_empty'))
                                  for r in done),
                  curves=[r.get('curve') or [] for r in done],
-                 expected=len(seeds)))
+                 expected=len(seeds),
+                 first_det=[first_detections(r.get('curve')) for r in done],
+                 extra={k: _mean_std([(r.get('extra') or {}).get(k)
+                                      for r in done]) for k in extra_keys},
+                 low_thr={k: _mean_std([(r.get('low_thr') or {}).get(k)
+                                        for r in done])
+                          for k in (METRICS.get(family, DEFAULT_METRIC),
+                                    *extra_keys)}))
     return rows
 
 
@@ -377,6 +514,38 @@ def markdown_table(rows, epochs):
                      f'| {per_seed} | {r["nonfinite"]}/{runs} | '
                      f'{r["first_empty"]}/{runs} | {r["seconds"]:.0f} | '
                      f'{best_eval(r["curves"])} |')
+    return '\n'.join(lines)
+
+
+def _cell(stat):
+    if stat is None:
+        return '—'
+    mean, std, n = stat
+    return f'{mean:.3f} ± {std:.3f}' if n > 1 else f'{mean:.3f}'
+
+
+def metrics_table(rows, extra_keys):
+    """COCO metrics of the last evaluation beside AP (mean ± std over the
+    seeds), AP and AP50 again at score threshold LOW_SCORE_THR, and the
+    first epoch with a detection per seed."""
+    names = [k.split('/')[-1].replace('bbox_mAP_', 'AP').replace(
+        '_precision', ' AP') for k in extra_keys]
+    lines = [
+        '| family | variant | AP | ' + ' | '.join(names) +
+        f' | AP @ score_thr {LOW_SCORE_THR} | AP50 @ {LOW_SCORE_THR} | '
+        'first detections (epoch, per seed) |',
+        '|---|---|---|' + '---|' * len(names) + '---|---|---|'
+    ]
+    for r in rows:
+        ap = _cell((r['mean'], r['std'], r['n'])) if r['n'] else '—'
+        low = r.get('low_thr', {})
+        first = ', '.join('never' if e is None else str(e)
+                          for e in r.get('first_det', [])) or '—'
+        lines.append(
+            f'| {r["family"]} | {r["variant"]} | {ap} | ' +
+            ' | '.join(_cell(r['extra'].get(k)) for k in extra_keys) +
+            f' | {_cell(low.get(r["metric"]))} | '
+            f'{_cell(low.get("coco/bbox_mAP_50"))} | {first} |')
     return '\n'.join(lines)
 
 
@@ -466,6 +635,9 @@ def main(argv=None):
           flush=True)
     env = dict(os.environ)
     env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
+    if args.data_root:
+        env['BCCD_ROOT'] = osp.join(osp.abspath(args.data_root), '')
+    extra_keys = suite.get('extra_metrics', ())
     if args.jobs > 1:
         threads = max(1, (os.cpu_count() or 1) // args.jobs)
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -477,9 +649,13 @@ def main(argv=None):
         work_dir = osp.join(
             args.out, f'{family}_{variant}'.replace(' ', '_').replace(
                 '=', '').replace('(', '').replace(')', ''), f'seed{seed}')
-        cmd = train_command(
-            osp.join(suite['config_dir'], config), work_dir, seed,
-            args.epochs, extra, args.suite, args.val_interval)
+        config_path = osp.join(suite['config_dir'], config)
+        train_config = config_path
+        if suite.get('stats_hook') and config.startswith('resobj-') and \
+                not args.dry_run:
+            train_config = stats_overlay(config_path, work_dir)
+        cmd = train_command(train_config, work_dir, seed, args.epochs, extra,
+                            args.suite, args.val_interval)
         print(f'[{i + 1}/{len(todo)}] {key}: {" ".join(cmd[1:])}', flush=True)
         if args.dry_run:
             return
@@ -491,7 +667,18 @@ def main(argv=None):
                                   stderr=subprocess.STDOUT)
         seconds = time.perf_counter() - start
         metric = METRICS.get(family, DEFAULT_METRIC)
-        info = read_run(work_dir, metric)
+        info = read_run(work_dir, metric, extra_keys)
+        if proc.returncode == 0 and suite.get('low_thr') and \
+                osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+            # The final checkpoint again at a low score threshold.
+            test = low_thr_command(config_path, work_dir, family, extra)
+            with open(log_path, 'a') as log:
+                subprocess.run(test, cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+            info['low_thr'] = dict(
+                thr=LOW_SCORE_THR,
+                **read_test(test[test.index('--work-dir') + 1],
+                            (metric, *extra_keys)))
         if proc.returncode != 0 or info['value'] is None:
             # A failed run is reported, not averaged in; its log says why.
             print(f'    {key}: FAILED (exit {proc.returncode}, '
@@ -518,8 +705,10 @@ def main(argv=None):
             future.result()
     if args.dry_run:
         return 0
-    rows = summarise(results, runs, args.epochs)
+    rows = summarise(results, runs, args.epochs, extra_keys)
     table = markdown_table(rows, args.epochs)
+    if extra_keys:
+        table += '\n\n' + metrics_table(rows, extra_keys)
     seeds = ' '.join(map(str, args.seeds))
     length = (f'{args.epochs} epochs' if args.epochs else
               "each recipe's schedule")

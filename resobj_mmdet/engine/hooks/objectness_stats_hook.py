@@ -17,9 +17,11 @@ class ObjectnessStatsHook(Hook):
     Every ``interval`` iterations it records, for each refinement step
     ``t = 0..T``, the mean objectness score (``sigmoid(o_t)``, as inference
     computes it) of the positive and of the negative anchors of the batch,
-    and for ``t >= 1`` the mean size of the training gate ``S_t`` per image.
-    The values go to mmengine's MessageHub as ``train/obj_pos_t{t}``,
-    ``train/obj_neg_t{t}`` and ``train/gate_t{t}``, so they appear in the
+    and for ``t >= 1`` the mean size of the training gate ``S_t`` per image,
+    its share of the non-ignored anchors and the score ``sigmoid(minp_t)``
+    that opens it (mean over the images with positives). The values go to
+    mmengine's MessageHub as ``train/obj_pos_t{t}``, ``train/obj_neg_t{t}``,
+    ``train/gate_t{t}``, ``train/gate_frac_t{t}`` and ``train/minp_t{t}``, so they appear in the
     text log, the work_dir's ``vis_data/scalars.json`` and any visualizer
     backend (TensorBoard, ...). ``tools/analysis_tools/plot_objectness_stats.py`` draws
     them.
@@ -95,13 +97,16 @@ class ObjectnessStatsHook(Hook):
         rather than logged as NaN.
         """
         num_steps = stats['pos_mean'].numel() - 1
+        t1 = num_steps + 1
         flat = torch.cat([
             stats['pos_mean'], stats['neg_mean'], stats['gate_size'],
+            stats['gate_frac'], stats['minp'],
             torch.stack([stats['num_pos'], stats['num_neg']])
         ]).tolist()
-        pos = flat[:num_steps + 1]
-        neg = flat[num_steps + 1:2 * num_steps + 2]
-        gate = flat[2 * num_steps + 2:3 * num_steps + 2]
+        pos, neg = flat[:t1], flat[t1:2 * t1]
+        gate = flat[2 * t1:2 * t1 + num_steps]
+        frac = flat[2 * t1 + num_steps:2 * t1 + 2 * num_steps]
+        minp = flat[2 * t1 + 2 * num_steps:2 * t1 + 3 * num_steps]
         num_pos, num_neg = flat[-2:]
         scalars = {}
         for t in range(num_steps + 1):
@@ -111,4 +116,7 @@ class ObjectnessStatsHook(Hook):
                 scalars[f'obj_neg_t{t}'] = neg[t]
             if t > 0:
                 scalars[f'gate_t{t}'] = gate[t - 1]
+                scalars[f'gate_frac_t{t}'] = frac[t - 1]
+                if num_pos > 0:
+                    scalars[f'minp_t{t}'] = minp[t - 1]
         return scalars

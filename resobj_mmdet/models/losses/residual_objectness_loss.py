@@ -250,16 +250,30 @@ class ResidualObjectnessLoss(nn.Module):
             dict[str, Tensor]: Device tensors, no host sync: ``pos_mean`` and
             ``neg_mean`` of shape (T+1, ) (NaN when the batch has no such
             anchor), ``gate_size`` (T, ) mean anchors per image in ``S_t``,
-            ``num_pos`` and ``num_neg`` (scalars).
+            ``gate_frac`` (T, ) the fraction of the non-ignored anchors in
+            ``S_t``, ``minp`` (T, ) the score ``sigmoid(minp_t)`` that opens
+            the gate, averaged over the images with positives (NaN when
+            none has), ``num_pos`` and ``num_neg`` (scalars).
         """
-        scores = logits.float().cumsum(dim=1).sigmoid()
+        cum = logits.float().cumsum(dim=1)
+        scores = cum.sigmoid()
         valid = weights > 0
-        pos = ((labels > 0) & valid)[:, None].float()
+        pos_mask = (labels > 0) & valid
+        pos = pos_mask[:, None].float()
         neg = ((labels <= 0) & valid)[:, None].float()
         num_pos, num_neg = pos.sum(), neg.sum()
+        # Positives are in every gate, so o_{t-1} on them is the cumulative
+        # sum: minp_t is its minimum over the image's positives.
+        has_pos = pos_mask.any(dim=1)
+        big = torch.finfo(cum.dtype).max
+        minp = cum[:, :-1].masked_fill(~pos_mask[:, None], big).amin(dim=2)
+        minp = (minp.sigmoid() * has_pos[:, None]).sum(dim=0) / \
+            has_pos.sum()
         return dict(
             pos_mean=(scores * pos).sum(dim=(0, 2)) / num_pos,
             neg_mean=(scores * neg).sum(dim=(0, 2)) / num_neg,
             gate_size=gates.float().sum(dim=(0, 2)) / logits.size(0),
+            gate_frac=gates.float().sum(dim=(0, 2)) / valid.sum(),
+            minp=minp,
             num_pos=num_pos,
             num_neg=num_neg)

@@ -1,0 +1,53 @@
+# Vanilla RetinaNet (focal loss) on BCCD blood cells, with an ImageNet
+# MobileNetV2 and the optimizer of mmdet's retinanet_r50_fpn_1x_coco.py
+# (schedule_1x: SGD, momentum 0.9, weight decay 1e-4, linear warm-up over
+# 500 iterations from 0.001x, no gradient clipping), lr 0.01 at batch 16
+# scaled linearly to batch 4. The GHM-C and ResObj twins inherit this file
+# and change only the head's losses.
+_base_ = [
+    'mmdet::_base_/models/retinanet_r50_fpn.py',
+    'mmdet::_base_/schedules/schedule_1x.py', './_base_/bccd.py'
+]
+custom_imports = dict(imports=['resobj_mmdet'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='MobileNetV2',
+        out_indices=(2, 4, 6),  # strides 8, 16, 32
+        # As mmdet's ResNet recipe: stem frozen, BN statistics frozen.
+        frozen_stages=1,
+        norm_eval=True,
+        init_cfg=dict(
+            type='Pretrained', checkpoint='resobj://mobilenet_v2_imagenet')),
+    # A narrow neck and head (96 channels, 2 tower convs) and three levels:
+    # at 320x240 the cells are 16-117 px, so strides 8-32 with anchors from
+    # 16 px (octave base scale 2) cover the platelets.
+    neck=dict(
+        in_channels=[32, 96, 320],
+        out_channels=96,
+        start_level=0,
+        add_extra_convs=False,
+        num_outs=3),
+    bbox_head=dict(
+        num_classes=3,
+        in_channels=96,
+        feat_channels=96,
+        stacked_convs=2,
+        anchor_generator=dict(octave_base_scale=2, strides=[8, 16, 32])))
+
+# mmdet's 1x schedule (warm-up included, 500 iterations) stretched to 20
+# epochs of 52 iterations, its steps at 8/12 and 11/12 of training. Fifteen
+# epochs would put the first step at epoch 10, right where the warm-up ends
+# (iteration 500 is in epoch 10): no epoch at the full lr.
+max_epochs = 20
+train_cfg = dict(max_epochs=max_epochs, val_interval=1)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
+         end=500),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
+         milestones=[13, 18], gamma=0.1)
+]
+# mmdet's lr 0.01 at batch 16 (8 GPUs x 2), scaled linearly to batch 4.
+optim_wrapper = dict(optimizer=dict(lr=0.0025))
+auto_scale_lr = dict(enable=False, base_batch_size=4)
