@@ -101,3 +101,22 @@ def write_bccd_clone(root, splits=None):
                            split + '.txt'), 'w') as f:
             f.write('\n'.join(ids) + '\n')
     return boxes
+
+
+def per_level_targets(head, featmaps, gts, metas):
+    """mmdet's own per-level ``AnchorHead`` targets of ``head``: the
+    reference that the ResObj heads' all-level targets are checked against.
+
+    Returns:
+        tuple: ``(anchors, labels, label_weights, bbox_targets,
+        bbox_weights, avg_factor)``, each a list with one (N, H*W*A, ...)
+        tensor per level.
+    """
+    import torch
+    from mmdet.models.utils import images_to_levels
+    anchor_list, flags = head.get_anchors(
+        [f.shape[-2:] for f in featmaps], metas, device='cpu')
+    targets = head.get_targets(anchor_list, flags, gts, metas)
+    anchors = images_to_levels([torch.cat(a) for a in anchor_list],
+                               [a.size(0) for a in anchor_list[0]])
+    return (anchors, *targets[:5])

@@ -264,10 +264,96 @@ def test_count_ops_counts_every_call_and_attributes_them(tmp_path):
     assert first['callers']['cross_entropy_loss.py:_expand_onehot_labels'] \
         < 20
     out = tmp_path / 'ops.md'
-    assert count_ops.main(['--families', 'retinanet', '--steps', '0',
+    assert count_ops.main(['--families', 'retinanet', '--steps', '0', '2',
                            '--scale', '0.05', '--batch', '1', '--out',
                            str(out)]) == 0
-    rows = [r for r in out.read_text().splitlines()
+    rows = [[c.strip() for c in r.split('|')[1:-1]]
+            for r in out.read_text().splitlines()
             if r.startswith('| retinanet')]
-    assert [r.split('|')[2].strip() for r in rows] == ['vanilla', 'T=0']
-    assert rows[0].split('|')[6].strip() == '1.000'
+    assert [r[1] for r in rows] == ['vanilla', 'T=0', 'T=2', 'T=2 lite']
+    assert rows[0][5] == rows[0][6] == '1.000' and rows[0][8] == '—'
+    for row in rows[1:]:
+        ratio, flop_ratio = float(row[5]), float(row[6])
+        assert row[7] == ('yes' if ratio <= flop_ratio + 5e-4 else 'no')
+        fwd, bwd = (int(v) for v in row[8].split(' + '))
+        assert 0 < fwd < int(row[2]) and 0 < bwd < int(row[3])
+    # The residual steps cost the loss a few operators each, and the
+    # fused residual subnets the step about as many as the loss's.
+    t0, t2 = rows[1], rows[2]
+    assert int(t2[8].split(' + ')[0]) - int(t0[8].split(' + ')[0]) < 40
+    assert int(t2[4]) - int(t0[4]) < 150
+
+
+def test_accuracy_bccd_suite_runs_and_extra_metrics(tmp_path):
+    args = benchmark_accuracy.parse_args(['--suite', 'bccd'])
+    assert args.families == ['retinanet', 'faster-rcnn', 'yolov3', 'atss']
+    assert args.out == osp.join('work_dirs', 'benchmark_accuracy_bccd')
+    runs = benchmark_accuracy.selected_runs(args)
+    seeds = {(r[0], r[1]): r[4] for r in runs}
+    for variant in ('focal loss', 'GHM-C', 'ResObj T=2'):
+        assert seeds[('retinanet', variant)] == [0, 1, 2]
+    for variant in ('objectness (T=0)', 'ResObj T=1', 'ResObj T=2 lite'):
+        assert seeds[('retinanet', variant)] == [0]
+    assert len(runs) == 12
+    # Stability and trial rows only when asked for.
+    args = benchmark_accuracy.parse_args(
+        ['--suite', 'bccd', '--families', 'retinanet-lr', 'retinanet-trials'])
+    assert len(benchmark_accuracy.selected_runs(args)) == 7
+
+    # The second evaluation of a finished run, at score_thr 0.001.
+    work = tmp_path / 'run'
+    work.mkdir()
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_20.pth'))
+    cmd = benchmark_accuracy.low_thr_command('c.py', str(work), 'yolov3',
+                                             ['x=1'])
+    assert cmd[2:6] == ['mim', 'test', 'mmdet', 'c.py']
+    assert cmd[cmd.index('--checkpoint') + 1] == str(work / 'epoch_20.pth')
+    assert {'model.test_cfg.score_thr=0.001', 'model.test_cfg.conf_thr=0.001',
+            'x=1'} <= set(cmd)
+    cmd = benchmark_accuracy.low_thr_command('c.py', str(work),
+                                             'faster-rcnn', [])
+    assert 'model.test_cfg.rcnn.score_thr=0.001' in cmd
+    test_dir = work / 'test_thr0.001' / '20260101_000000'
+    test_dir.mkdir(parents=True)
+    (test_dir / '20260101_000000.json').write_text(json.dumps(
+        {'coco/bbox_mAP': 0.5, 'coco/bbox_mAP_50': 0.9}))
+    assert benchmark_accuracy.read_test(
+        str(work / 'test_thr0.001'),
+        ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/WBC_precision')) == {
+            'coco/bbox_mAP': 0.5, 'coco/bbox_mAP_50': 0.9,
+            'coco/WBC_precision': None}
+
+    # The table: extra metrics, the low-threshold AP, first detections.
+    keys = benchmark_accuracy.BCCD_METRICS
+    results = {}
+    for seed, v in enumerate((0.4, 0.5)):
+        key = benchmark_accuracy.run_key('retinanet', 'ResObj T=2', seed,
+                                         None)
+        results[key] = dict(
+            value=v, seconds=1.0, curve=[[9, None], [10, v - 0.1], [20, v]],
+            nonfinite_loss=False, first_eval_empty=True,
+            extra={k: v / 2 for k in keys},
+            low_thr={'coco/bbox_mAP': v + 0.01, 'coco/bbox_mAP_50': 0.8})
+    run = [r for r in benchmark_accuracy.selected_runs(
+        benchmark_accuracy.parse_args(['--suite', 'bccd', '--families',
+                                       'retinanet']))
+           if r[1] == 'ResObj T=2']
+    rows = benchmark_accuracy.summarise(results, run, None, keys)
+    table = benchmark_accuracy.metrics_table(rows, keys)
+    assert '| AP50 | AP75 | RBC AP | WBC AP | Platelets AP |' in table
+    assert ('| retinanet | ResObj T=2 | 0.450 ± 0.071 | 0.225 ± 0.035 |'
+            in table)
+    assert '| 0.460 ± 0.071 | 0.800 ± 0.000 | 10, 10 |' in table
+
+
+def test_stats_overlay_adds_the_hook_to_the_config(tmp_path):
+    from mmengine.config import Config
+
+    path = benchmark_accuracy.stats_overlay(
+        osp.join(REPO, 'configs/bccd/resobj-retinanet_mobilenetv2_fpn_20e_'
+                 'bccd.py'), str(tmp_path / 'w'), interval=5)
+    cfg = Config.fromfile(path)
+    assert cfg.custom_hooks == [
+        dict(type='NumClassCheckHook'),
+        dict(type='ObjectnessStatsHook', interval=5)]
+    assert cfg.model.bbox_head.type == 'ResObjHead'

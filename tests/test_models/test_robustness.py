@@ -103,7 +103,7 @@ def reset_running_normalisers(model):
     has seen earlier tests' batches), so two steps share a normaliser."""
     for m in model.modules():
         if isinstance(m, ResidualObjectnessLoss) and m.avg_factor_momentum:
-            m.avg_factor_ema.fill_(-1.0)
+            m.reset_running_avg_factor()
 
 
 def two_stage(model):

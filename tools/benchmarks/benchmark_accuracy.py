@@ -61,6 +61,7 @@ TREES = osp.join(ROOT, 'configs', 'trees')
 BCCD = osp.join(ROOT, 'configs', 'bccd')
 
 RETINA_HEAD = 'model.bbox_head.residual_objectness'
+RETINA_LOSS = 'model.bbox_head.loss_objectness'
 # (family, variant, config, extra --cfg-options[, seeds cap])
 RUNS = [
     ('retinanet', 'focal loss', 'retinanet_r18-w16_fpn_12e_shapes.py', []),
@@ -144,6 +145,26 @@ BCCD_RUNS = [
      'resobj-retinanet_mobilenetv2_fpn_20e_bccd.py',
      ['optim_wrapper.optimizer.lr=0.005']),
 ]
+# Diagnosis trials (family 'retinanet-trials'): candidate causes of
+# RetinaNet-ResObj's losses on the trees, each one change to T = 2.
+BCCD_TRIALS = [
+    ('retinanet-trials', 'ResObj T=2 gate q0.25',
+     'resobj-retinanet_mobilenetv2_fpn_20e_bccd.py',
+     [f'{RETINA_LOSS}.gate_quantile=0.25']),
+    ('retinanet-trials', 'ResObj T=2 release weights',
+     'resobj-retinanet_mobilenetv2_fpn_20e_bccd.py',
+     [f'{RETINA_LOSS}.loss_weight=0.05', f'{RETINA_LOSS}.res_loss_weight=0.05',
+      'model.bbox_head.loss_cls.loss_weight=0.1']),
+    ('retinanet-trials', 'ResObj T=2 prior 0.001',
+     'resobj-retinanet_mobilenetv2_fpn_20e_bccd.py',
+     [f'{RETINA_HEAD}.obj_prior_prob=0.001']),
+]
+BCCD_RUNS += BCCD_TRIALS
+# The BCCD diagnosis trials on the trees' RetinaNet-ResObj (asked for with
+# --families retinanet-trials).
+TREE_RUNS += [(family, variant,
+               'resobj-retinanet_mobilenetv2_fpn_16e_trees.py', extra)
+              for family, variant, _, extra in BCCD_TRIALS]
 # COCO metrics of the last evaluation kept beside the main one (BCCD).
 BCCD_METRICS = ('coco/bbox_mAP_50', 'coco/bbox_mAP_75', 'coco/RBC_precision',
                 'coco/WBC_precision', 'coco/Platelets_precision')
@@ -164,17 +185,21 @@ SUITES = {
     dict(
         config_dir=TREES,
         runs=TREE_RUNS,
-        families=['retinanet', 'yolov3', 'faster-rcnn'],
+        families=['retinanet', 'yolov3', 'faster-rcnn', 'retinanet-trials'],
+        default_families=['retinanet', 'yolov3', 'faster-rcnn'],
         epochs=None,  # each recipe's own schedule
         quick_epochs=2,
+        extra_metrics=('coco/bbox_mAP_50', 'coco/bbox_mAP_75'),
+        low_thr=True,
+        stats_hook=True,
         data='NEON tree crowns (real aerial images), val scenes'),
     'bccd':
     dict(
         config_dir=BCCD,
         runs=BCCD_RUNS,
         families=['retinanet', 'faster-rcnn', 'yolov3', 'atss',
-                  'retinanet-lr'],
-        # The stability rows run only when asked for (--families).
+                  'retinanet-lr', 'retinanet-trials'],
+        # The stability and trial rows run only when asked for (--families).
         default_families=['retinanet', 'faster-rcnn', 'yolov3', 'atss'],
         epochs=None,  # each recipe's own schedule
         quick_epochs=2,
@@ -184,7 +209,7 @@ SUITES = {
         data='BCCD blood cells (real microscope images), val split'),
 }
 FAMILIES = ['retinanet', 'yolov3', 'rpn', 'faster-rcnn', 'atss', 'ssd',
-            'yolox', 'retinanet-lr']
+            'yolox', 'retinanet-lr', 'retinanet-trials']
 METRICS = {'rpn': 'coco/AR@100'}  # every other family: bbox mAP
 DEFAULT_METRIC = 'coco/bbox_mAP'
 

@@ -371,23 +371,37 @@ class LossProbe:
         self.last = None
         head.objectness_losses = self
 
-    def __call__(self, loss, obj_preds, labels, weights, avg_factor=None):
-        self.last = (loss, [p.detach() for p in obj_preds], labels.detach(),
-                     weights.detach(), avg_factor)
+    def __call__(self, loss, obj_preds, labels, weights, avg_factor=None,
+                 **kwargs):
+        # obj_preds: per-level maps, or already flattened (YOLOX, T = 0).
+        preds = obj_preds.detach() if hasattr(obj_preds, 'detach') else [
+            p.detach() for p in obj_preds]
+        self.last = (loss, preds, labels.detach(),
+                     None if weights is None else weights.detach(),
+                     avg_factor, kwargs)
         if not self.counting:
-            return self.orig(loss, obj_preds, labels, weights, avg_factor)
+            return self.orig(loss, obj_preds, labels, weights, avg_factor,
+                             **kwargs)
         with SyncCounter(self.cuda) as counter:
-            out = self.orig(loss, obj_preds, labels, weights, avg_factor)
+            out = self.orig(loss, obj_preds, labels, weights, avg_factor,
+                            **kwargs)
         self.calls += 1
         self.syncs += counter.count
         for k, v in counter.ops.items():
             self.ops[k] = self.ops.get(k, 0) + v
         return out
 
+    def leaves(self):
+        """The last call's arguments, its predictions as fresh leaves."""
+        loss, preds, labels, weights, avg_factor, kwargs = self.last
+        preds = preds.clone().requires_grad_() if hasattr(
+            preds, 'requires_grad_') else [
+                p.clone().requires_grad_() for p in preds]
+        return (loss, preds, labels, weights, avg_factor), kwargs
+
     def run_alone(self):
-        loss, preds, labels, weights, avg_factor = self.last
-        preds = [p.clone().requires_grad_() for p in preds]
-        losses = self.orig(loss, preds, labels, weights, avg_factor)
+        args, kwargs = self.leaves()
+        losses = self.orig(*args, **kwargs)
         sum(losses.values()).backward()
 
 

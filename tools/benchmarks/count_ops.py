@@ -11,10 +11,18 @@ that would synchronise host and device (``benchmark_overhead.SyncCounter``).
 Optionally the forward calls are attributed to the innermost mmdet / mmcv /
 resobj_mmdet function that made them (``--where``), to find what to batch.
 
+Beside each step count: its ratio to vanilla's, the FLOP ratio of the same
+two models at the same input (mmengine's counter, batch 1) and whether the
+operator-call ratio stays within it (the target: the host's work should not
+grow faster than the device's), and the operator calls of the ResObj loss
+alone (``objectness_losses``: flattening, Algorithm 1's gates, every BCE
+term), forward and backward, on the step's own tensors.
+
 Usage::
 
     python tools/benchmarks/count_ops.py [--families retinanet atss ssd rpn]
-        [--steps 0 2] [--scale 0.4] [--batch 2] [--where 15] [--out FILE.md]
+        [--steps 0 1 2 3] [--no-lite] [--scale 0.4] [--batch 2] [--where 15]
+        [--out FILE.md]
 
 Models and inputs are those of ``benchmark_overhead.py`` (mmdet's vanilla
 COCO config vs ours, random init, random GT boxes); operator counts do not
@@ -36,9 +44,11 @@ OWN_CODE = ('mmdet', 'mmcv', 'mmengine', 'resobj_mmdet')
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--families', nargs='+', choices=list(bo.FAMILIES),
-                        default=['retinanet', 'atss', 'ssd', 'rpn'])
-    parser.add_argument('--steps', type=int, nargs='+', default=[0, 2],
+                        default=list(bo.FAMILIES))
+    parser.add_argument('--steps', type=int, nargs='+', default=[0, 1, 2, 3],
                         help='ResObj T values next to vanilla')
+    parser.add_argument('--no-lite', action='store_true',
+                        help='leave out T = 2 lite (res_convs=0)')
     parser.add_argument('--scale', type=float, default=0.4,
                         help='input size factor (counts do not depend on '
                         'it); SSD and YOLOX keep their size')
@@ -97,6 +107,18 @@ def count_step(model, inputs, samples, where=0):
                 callers=fwd.callers)
 
 
+def count_loss(probe):
+    """Forward and backward operator calls of the ResObj loss alone, on
+    the arguments of its last call (``benchmark_overhead.LossProbe``)."""
+    args, kwargs = probe.leaves()
+    with _counting_mode(0) as fwd:
+        losses = probe.orig(*args, **kwargs)
+    total = sum(losses.values())  # not the loss's: parse_losses' work
+    with _counting_mode(0) as bwd:
+        total.backward()
+    return fwd.calls, bwd.calls
+
+
 def main(argv=None):
     args = parse_args(argv)
     import torch
@@ -105,23 +127,44 @@ def main(argv=None):
     import resobj_mmdet  # noqa: F401
     device = torch.device('cpu')
     lines = ['| family | variant | forward ops | backward ops | step ops | '
-             'ratio | sync ops |', '|---|---|---|---|---|---|---|']
+             'ratio | FLOP ratio | within | ResObj loss ops (fwd + bwd) | '
+             'sync ops |', '|---|---|---|---|---|---|---|---|---|---|']
+    variants = [('vanilla', None)] + [(f'T={t}', dict(num_steps=t))
+                                      for t in args.steps]
+    if not args.no_lite:
+        variants.append(('T=2 lite', dict(num_steps=2, res_convs=0)))
     for family in args.families:
         spec = bo.FAMILIES[family]
         scale = args.scale if spec.get('scalable', True) else 1.0
         shape = tuple(int(round(s * scale)) for s in spec['shape'])
         inputs, samples = bo.make_batch(shape, args.batch, args.num_gts,
                                         device, seed=1)
-        base = None
-        for name, overrides in [('vanilla', None)] + [
-                (f'T={t}', dict(num_steps=t)) for t in args.steps]:
+        flop_in, flop_samples = bo.make_batch(shape, 1, args.num_gts, device)
+        base = base_flops = None
+        for name, overrides in variants:
             model = bo.build_model(family, overrides, device)
+            flops = bo.count_flops(model, flop_in, flop_samples)[0]
             count_step(model, inputs, samples)  # lazy init off the count
+            probe = None
+            if overrides is not None:  # the loss's arguments, then unwrap
+                head = bo.head_of(model, family)
+                probe = bo.LossProbe(head, cuda=False)
+                count_step(model, inputs, samples)
+                del head.objectness_losses
             c = count_step(model, inputs, samples, args.where)
             total = c['forward'] + c['backward']
             base = base or total
+            base_flops = base_flops or flops
+            ratio, flop_ratio = total / base, flops / base_flops
+            loss = '—'
+            if probe is not None and probe.last is not None:
+                lf, lb = count_loss(probe)
+                loss = f'{lf} + {lb}'
+            within = '—' if overrides is None else (
+                'yes' if ratio <= flop_ratio + 5e-4 else 'no')
             lines.append(f'| {family} | {name} | {c["forward"]} | '
-                         f'{c["backward"]} | {total} | {total / base:.3f} | '
+                         f'{c["backward"]} | {total} | {ratio:.3f} | '
+                         f'{flop_ratio:.3f} | {within} | {loss} | '
                          f'{c["syncs"]} |')
             print(lines[-1], flush=True)
             for caller, n in c['callers'].most_common(args.where):

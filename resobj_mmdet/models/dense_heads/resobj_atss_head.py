@@ -153,6 +153,7 @@ class ResObjATSSHead(ResObjMixin, ATSSHead):
         # ATSSHead's loss once over all levels (= the sum of its per-level
         # losses; see ResObjMixin._loss_all_levels).
         labels = torch.cat(labels_list, dim=1)
+        label_weights = torch.cat(label_weights_list, dim=1)
         loss_cls, loss_bbox, loss_centerness, bbox_avg_factor = \
             self.loss_by_feat_single(
                 torch.cat(anchor_list, dim=1),
@@ -161,8 +162,7 @@ class ResObjATSSHead(ResObjMixin, ATSSHead):
                 self._levels_as_one(centernesses, 1),
                 labels,
                 # Imbalance transfer: negatives give no class loss.
-                self._positive_only(labels,
-                                    torch.cat(label_weights_list, dim=1)),
+                self._positive_only(labels, label_weights),
                 torch.cat(bbox_targets_list, dim=1),
                 avg_factor=avg_factor)
         bbox_avg_factor = reduce_mean(bbox_avg_factor).clamp_(min=1).item()
@@ -171,8 +171,8 @@ class ResObjATSSHead(ResObjMixin, ATSSHead):
             loss_bbox=loss_bbox / bbox_avg_factor,
             loss_centerness=loss_centerness)
         losses.update(
-            self.loss_objectness_by_feat(obj_preds, labels_list,
-                                         label_weights_list, avg_factor))
+            self.loss_objectness_by_feat(obj_preds, labels, label_weights,
+                                         avg_factor))
         return losses
 
     def predict_by_feat(self,

@@ -3,6 +3,7 @@
 import logging
 from typing import List, Optional, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
@@ -10,9 +11,9 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from mmdet.models.dense_heads import AnchorHead
-from mmdet.models.utils import images_to_levels
+from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import cat_boxes, get_box_tensor
+from mmdet.structures.bbox import cat_boxes, get_box_tensor, stack_boxes
 from mmdet.utils import InstanceList, OptInstanceList
 from ..layers.residual_objectness import (cumulative_objectness,
                                            flatten_objectness)
@@ -210,7 +211,10 @@ class ResObjMixin:
         with ``min_pos_iou=0`` (RetinaNet's, YOLOv3's) then make *every*
         anchor with IoU 0 a positive of that box. mmdet's ``CocoDataset``
         drops such boxes silently; a custom dataset or pipeline may not.
-        The check is vectorised over the batch and costs one host sync.
+        The check reads the batch's boxes once on the host (the one host
+        sync, a few hundred numbers) and tests them there, so it costs two
+        device operators whatever the batch; the device only works when a
+        box has to be dropped or clipped.
 
         Args:
             batch_gt_instances (list[:obj:`InstanceData`]): GT per image.
@@ -223,36 +227,34 @@ class ResObjMixin:
 
         Returns:
             list[:obj:`InstanceData`]: The GTs, degenerate boxes removed
-            (the input list itself when nothing is removed).
+            (the input list itself when nothing is removed or clipped).
         """
         if not batch_gt_instances:
             return batch_gt_instances
-        # All images' boxes at once: the check runs in every training step,
-        # so it costs a fixed number of operators, not one set per image.
         counts = [len(gt) for gt in batch_gt_instances]
         boxes = torch.cat(
             [get_box_tensor(gt.bboxes) for gt in batch_gt_instances])
-        size = torch.cat([  # (M, 2): the width and height of each box's image
-            torch.cat([
-                boxes.new_full((n, 1), meta['img_shape'][1]),
-                boxes.new_full((n, 1), meta['img_shape'][0])
-            ], dim=1) for n, meta in zip(counts, batch_img_metas)
-        ])
-        # finite, positive width and height, overlapping [0, w] x [0, h]
-        keep = (torch.isfinite(boxes).all(dim=1)
-                & (boxes[:, 2:] > boxes[:, :2]).all(dim=1)
-                & (boxes[:, 2:] > 0).all(dim=1)
-                & (boxes[:, :2] < size).all(dim=1))
-        num_dropped = int((~keep).sum())  # the one host sync
+        host = boxes.detach().cpu().double().numpy()  # the one host sync
+        size = np.repeat(
+            [[m['img_shape'][1], m['img_shape'][0]] for m in batch_img_metas],
+            counts, axis=0).reshape(-1, 2)
+        with np.errstate(invalid='ignore'):
+            # finite, and the part inside [0, w] x [0, h] has positive area
+            # (so x1 < x2, x2 > 0 and x1 < w, and the same for y)
+            lo, hi = np.maximum(host[:, :2], 0), np.minimum(host[:, 2:], size)
+            keep = np.isfinite(host).all(1) & (hi > lo).all(1)
+            outside = (host[:, :2] < 0).any(1) | (host[:, 2:] > size).any(1)
+        if keep.all() and not (clip and outside.any()):
+            return batch_gt_instances
         if clip:
             batch_gt_instances = [
                 self._clip_gt(gt, meta['img_shape'][:2])
                 for gt, meta in zip(batch_gt_instances, batch_img_metas)
             ]
-        if not num_dropped:
+        if keep.all():
             return batch_gt_instances
-        keeps = keep.split(counts)
-        dropped = [n - int(k.sum()) for n, k in zip(counts, keeps)]
+        keeps = np.split(keep, np.cumsum(counts)[:-1])
+        dropped = [int((~k).sum()) for k in keeps]
         self._num_degenerate_batches = getattr(
             self, '_num_degenerate_batches', 0) + 1
         self._num_degenerate_gts = getattr(self, '_num_degenerate_gts',
@@ -267,7 +269,10 @@ class ResObjMixin:
                 f'the annotations or the pipeline that produces them.',
                 logger='current',
                 level=logging.WARNING)
-        return [gt[k] for gt, k in zip(batch_gt_instances, keeps)]
+        return [
+            gt[torch.from_numpy(k).to(boxes.device)]
+            for gt, k in zip(batch_gt_instances, keeps)
+        ]
 
     @staticmethod
     def _clip_gt(gt, img_shape: Tuple[int, int]):
@@ -337,13 +342,19 @@ class ResObjMixin:
                         batch_img_metas: List[dict],
                         batch_gt_instances_ignore: OptInstanceList = None
                         ) -> Tuple:
-        """``AnchorHead`` targets, with anchors split per level, after
+        """``AnchorHead`` targets of all levels at once, after
         :meth:`_drop_degenerate_gts`.
 
+        What ``AnchorHead.get_targets`` computes (its ``_get_targets_single``
+        per image, the sampling results kept for ``get_positive_infos``),
+        without splitting the targets into levels: every ResObj loss runs
+        once over all levels, and a split that the losses concatenate again
+        would cost two operators per level and target.
+
         Returns:
-            tuple: ``(all_anchor_list, labels_list, label_weights_list,
-            bbox_targets_list, bbox_weights_list, avg_factor)``, each list
-            per level with (N, H*W*A, ...) tensors.
+            tuple: ``(anchors, labels, label_weights, bbox_targets,
+            bbox_weights, avg_factor)``; tensors of shape (N, sum H*W*A,
+            ...), anchors in mmdet's order (level, y, x, anchor).
         """
         batch_gt_instances = self._drop_degenerate_gts(batch_gt_instances,
                                                        batch_img_metas)
@@ -351,19 +362,20 @@ class ResObjMixin:
         assert len(featmap_sizes) == self.prior_generator.num_levels
         anchor_list, valid_flag_list = self.get_anchors(
             featmap_sizes, batch_img_metas, device=featmap_tensors[0].device)
-        (labels_list, label_weights_list, bbox_targets_list,
-         bbox_weights_list, avg_factor) = self.get_targets(
-             anchor_list,
-             valid_flag_list,
-             batch_gt_instances,
-             batch_img_metas,
-             batch_gt_instances_ignore=batch_gt_instances_ignore)
-        num_level_anchors = [anchors.size(0) for anchors in anchor_list[0]]
-        all_anchor_list = images_to_levels(
-            [cat_boxes(anchors) for anchors in anchor_list],
-            num_level_anchors)
-        return (all_anchor_list, labels_list, label_weights_list,
-                bbox_targets_list, bbox_weights_list, avg_factor)
+        if batch_gt_instances_ignore is None:
+            batch_gt_instances_ignore = [None] * len(batch_img_metas)
+        anchors = [cat_boxes(a) for a in anchor_list]
+        results = multi_apply(
+            self._get_targets_single, anchors,
+            [torch.cat(f) for f in valid_flag_list], batch_gt_instances,
+            batch_img_metas, batch_gt_instances_ignore)
+        sampling_results = results[6]
+        self._raw_positive_infos.update(sampling_results=sampling_results)
+        labels, label_weights, bbox_targets, bbox_weights = (
+            torch.stack(r) for r in results[:4])
+        avg_factor = sum(r.avg_factor for r in sampling_results)
+        return (stack_boxes(anchors), labels, label_weights, bbox_targets,
+                bbox_weights, avg_factor)
 
     @staticmethod
     def _levels_as_one(maps: List[Tensor], channels: int) -> Tensor:
@@ -372,7 +384,8 @@ class ResObjMixin:
         mmdet's per-level losses flatten a (N, A*C, H, W) map with
         ``permute(0, 2, 3, 1).reshape(-1, C)``; the returned map flattens
         that way to every level's anchors in anchor order, so one such call
-        covers all levels.
+        covers all levels (and, being a permuted view of a contiguous
+        tensor, without a copy there).
 
         Args:
             maps (list[Tensor]): Per level, (N, A_l*C, H_l, W_l).
@@ -383,18 +396,24 @@ class ResObjMixin:
             anchor generators order them (level, y, x, anchor).
         """
         num_imgs = maps[0].size(0)
-        flat = torch.cat([
-            m.permute(0, 2, 3, 1).reshape(num_imgs, -1, channels)
-            for m in maps
-        ], dim=1)
-        return flat.permute(0, 2, 1).unsqueeze(-1)
+        if len({m.size(1) for m in maps}) == 1:
+            # The same A on every level: the levels are concatenated before
+            # the one permute, a fixed number of operators for any number
+            # of levels. (N, A*C, sum HW) -> (N, sum HW, A, C).
+            flat = torch.cat([m.flatten(2) for m in maps], dim=2)
+            flat = flat.view(num_imgs, -1, channels, flat.size(2)).permute(
+                0, 3, 1, 2)
+        else:  # SSD: anchors per location differ by level
+            flat = torch.cat([
+                m.permute(0, 2, 3, 1).reshape(num_imgs, -1, channels)
+                for m in maps
+            ], dim=1)
+        return flat.reshape(num_imgs, -1, 1, channels).permute(0, 3, 1, 2)
 
     def _loss_all_levels(self, cls_scores: List[Tensor],
-                         bbox_preds: List[Tensor], anchor_list: List[Tensor],
-                         labels_list: List[Tensor],
-                         label_weights_list: List[Tensor],
-                         bbox_targets_list: List[Tensor],
-                         bbox_weights_list: List[Tensor],
+                         bbox_preds: List[Tensor], anchors: Tensor,
+                         labels: Tensor, label_weights: Tensor,
+                         bbox_targets: Tensor, bbox_weights: Tensor,
                          avg_factor: float) -> Tuple[Tensor, Tensor]:
         """Class loss on positives and box loss, once over all levels.
 
@@ -413,24 +432,22 @@ class ResObjMixin:
             cls_scores (list[Tensor]): Per level, (N, A*C, H, W) with
                 ``C = cls_out_channels``.
             bbox_preds (list[Tensor]): Per level, (N, A*4, H, W).
-            anchor_list (list[Tensor]): Per level, (N, H*W*A, 4).
-            labels_list (list[Tensor]): Per level, (N, H*W*A).
-            label_weights_list (list[Tensor]): Per level, (N, H*W*A).
-            bbox_targets_list (list[Tensor]): Per level, (N, H*W*A, 4).
-            bbox_weights_list (list[Tensor]): Per level, (N, H*W*A, 4).
+            anchors (Tensor): (N, sum H*W*A, 4), from
+                :meth:`_anchor_targets` as the targets below.
+            labels (Tensor): (N, sum H*W*A).
+            label_weights (Tensor): (N, sum H*W*A).
+            bbox_targets (Tensor): (N, sum H*W*A, 4).
+            bbox_weights (Tensor): (N, sum H*W*A, 4).
             avg_factor (float): Normaliser of both losses.
 
         Returns:
             tuple[Tensor, Tensor]: ``loss_cls`` and ``loss_bbox``.
         """
-        labels = torch.cat(labels_list, dim=1)
         return AnchorHead.loss_by_feat_single(
             self, self._levels_as_one(cls_scores, self.cls_out_channels),
             self._levels_as_one(bbox_preds, self.bbox_coder.encode_size),
-            torch.cat(anchor_list, dim=1), labels,
-            self._positive_only(labels, torch.cat(label_weights_list, dim=1)),
-            torch.cat(bbox_targets_list, dim=1),
-            torch.cat(bbox_weights_list, dim=1), avg_factor)
+            anchors, labels, self._positive_only(labels, label_weights),
+            bbox_targets, bbox_weights, avg_factor)
 
     def _loss_bbox_single(self, bbox_pred: Tensor, anchors: Tensor,
                           bbox_targets: Tensor, bbox_weights: Tensor,
@@ -459,9 +476,10 @@ class ResObjMixin:
         return self.loss_bbox(
             bbox_pred, bbox_targets, bbox_weights, avg_factor=avg_factor)
 
-    def objectness_losses(self, loss, obj_preds: List[Tensor],
-                          labels: Tensor, weights: Tensor,
-                          avg_factor: Optional[float] = None) -> dict:
+    def objectness_losses(self, loss, obj_preds,
+                          labels: Tensor, weights: Optional[Tensor],
+                          avg_factor: Optional[float] = None,
+                          **kwargs) -> dict:
         """Objectness + residual losses over all levels at once.
 
         The one place where every head hands its objectness to
@@ -471,44 +489,45 @@ class ResObjMixin:
 
         Args:
             loss (:class:`ResidualObjectnessLoss`): The head's loss module.
-            obj_preds (list[Tensor]): Per level, (N, (T+1)*A, H, W)
-                ``[o_0, r_1..r_T]``.
+            obj_preds (list[Tensor] | Tensor): Per level, (N, (T+1)*A, H, W)
+                ``[o_0, r_1..r_T]``, or already flattened, (N, T+1,
+                sum H*W*A).
             labels (Tensor): Binary objectness targets, (N, sum H*W*A) in
                 anchor order.
-            weights (Tensor): Anchor weights, 0 for ignored, same shape.
+            weights (Tensor, optional): Anchor weights, 0 for ignored, same
+                shape; None: all ones.
             avg_factor (float, optional): Loss normaliser.
+            **kwargs: Passed to the loss (``reduction_override``).
 
         Returns:
             dict[str, Tensor]: ``loss_obj`` and ``loss_res1..T``.
         """
+        if not isinstance(obj_preds, Tensor):
+            obj_preds = flatten_objectness(obj_preds, self.num_steps)
         return loss(
-            flatten_objectness(obj_preds, self.num_steps),
+            obj_preds,
             labels,
             weights,
             avg_factor=avg_factor,
-            detach_prev=self.detach_residual)
+            detach_prev=self.detach_residual,
+            **kwargs)
 
     def loss_objectness_by_feat(self, obj_preds: List[Tensor],
-                                labels_list: List[Tensor],
-                                label_weights_list: List[Tensor],
+                                labels: Tensor, label_weights: Tensor,
                                 avg_factor: Optional[float]) -> dict:
         """:meth:`objectness_losses` from ``AnchorHead`` targets.
 
         Args:
             obj_preds (list[Tensor]): Per level, (N, (T+1)*A, H, W)
                 ``[o_0, r_1..r_T]``.
-            labels_list (list[Tensor]): Per level, (N, H*W*A) class labels,
-                ``num_classes`` for background.
-            label_weights_list (list[Tensor]): Per level, (N, H*W*A); 0 marks
-                ignored anchors.
+            labels (Tensor): (N, sum H*W*A) class labels, ``num_classes``
+                for background, all levels (:meth:`_anchor_targets`).
+            label_weights (Tensor): (N, sum H*W*A); 0 marks ignored anchors.
             avg_factor (float, optional): Loss normaliser.
 
         Returns:
             dict[str, Tensor]: ``loss_obj`` and ``loss_res1..T``.
         """
-        labels = torch.cat(labels_list, dim=1)
         obj_labels = ((labels >= 0) & (labels < self.num_classes)).float()
         return self.objectness_losses(self.loss_objectness, obj_preds,
-                                      obj_labels,
-                                      torch.cat(label_weights_list, dim=1),
-                                      avg_factor)
+                                      obj_labels, label_weights, avg_factor)

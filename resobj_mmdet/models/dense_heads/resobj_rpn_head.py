@@ -2,7 +2,6 @@
 """RPN with residual objectness and no random sampler (FasterRCNN-ResObj)."""
 from typing import List, Optional, Tuple
 
-import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from torch import Tensor
@@ -162,22 +161,18 @@ class ResObjRPNHead(ResObjMixin, RPNHead):
             dict: ``loss_rpn_cls`` (objectness of ``o_0``),
             ``loss_rpn_res1..T`` and ``loss_rpn_bbox`` (all levels).
         """
-        (all_anchor_list, labels_list, label_weights_list, bbox_targets_list,
-         bbox_weights_list, avg_factor) = self._anchor_targets(
-             cls_scores, batch_gt_instances, batch_img_metas,
-             batch_gt_instances_ignore)
+        (anchors, labels, label_weights, bbox_targets, bbox_weights,
+         avg_factor) = self._anchor_targets(cls_scores, batch_gt_instances,
+                                            batch_img_metas,
+                                            batch_gt_instances_ignore)
         if self.avg_factor_per_image is not None:
             avg_factor = self.avg_factor_per_image * len(batch_img_metas)
         # One call over all levels (= the sum of the per-level losses).
         loss_bbox = self._loss_bbox_single(
             self._levels_as_one(bbox_preds, self.bbox_coder.encode_size),
-            torch.cat(all_anchor_list, dim=1),
-            torch.cat(bbox_targets_list, dim=1),
-            torch.cat(bbox_weights_list, dim=1),
-            avg_factor=avg_factor)
-        obj_losses = self.loss_objectness_by_feat(obj_preds, labels_list,
-                                                  label_weights_list,
-                                                  avg_factor)
+            anchors, bbox_targets, bbox_weights, avg_factor=avg_factor)
+        obj_losses = self.loss_objectness_by_feat(obj_preds, labels,
+                                                  label_weights, avg_factor)
         losses = dict(loss_rpn_cls=obj_losses.pop('loss_obj'))
         for key, value in obj_losses.items():
             losses[key.replace('loss_', 'loss_rpn_')] = value

@@ -165,19 +165,18 @@ class ResObjSSDHead(ResObjMixin, SSDHead):
             dict[str, Tensor]: ``loss_cls`` and ``loss_bbox`` (all levels),
             ``loss_obj`` and ``loss_res1..T``.
         """
-        (all_anchor_list, labels_list, label_weights_list, bbox_targets_list,
-         bbox_weights_list, avg_factor) = self._anchor_targets(
-             cls_scores, batch_gt_instances, batch_img_metas,
-             batch_gt_instances_ignore)
+        (anchors, labels, label_weights, bbox_targets, bbox_weights,
+         avg_factor) = self._anchor_targets(cls_scores, batch_gt_instances,
+                                            batch_img_metas,
+                                            batch_gt_instances_ignore)
         # AnchorHead's class + box loss (SSD's own mines), all levels at once.
         loss_cls, loss_bbox = self._loss_all_levels(
-            cls_scores, bbox_preds, all_anchor_list, labels_list,
-            label_weights_list, bbox_targets_list, bbox_weights_list,
-            avg_factor)
+            cls_scores, bbox_preds, anchors, labels, label_weights,
+            bbox_targets, bbox_weights, avg_factor)
         losses = dict(loss_cls=loss_cls, loss_bbox=loss_bbox)
         losses.update(
-            self.loss_objectness_by_feat(obj_preds, labels_list,
-                                         label_weights_list, avg_factor))
+            self.loss_objectness_by_feat(obj_preds, labels, label_weights,
+                                         avg_factor))
         return losses
 
     def predict_by_feat(self,

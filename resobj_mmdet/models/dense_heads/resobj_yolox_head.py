@@ -2,7 +2,6 @@
 """YOLOX-ResObj head: residual refinement of YOLOX's objectness."""
 from typing import List, Optional, Tuple
 
-import torch
 import torch.nn as nn
 from mmengine.config import ConfigDict
 from torch import Tensor
@@ -19,15 +18,32 @@ from .resobj_mixin import ResObjMixin
 class _ObjTargetRecorder(nn.Module):
     """Stands in for YOLOX's ``loss_obj`` during its ``loss_by_feat``.
 
-    YOLOX computes its SimOTA targets and its objectness loss in one method.
-    This records the objectness targets it hands to ``loss_obj`` and
-    returns a zero connected to the graph, so that YOLOX's own code computes
-    the class, box and L1 losses and the targets, and the objectness losses
-    are computed once, by :class:`ResidualObjectnessLoss`.
+    YOLOX computes its SimOTA targets and its objectness loss in one method,
+    ``loss_obj(o, targets) / normaliser`` on its own flattening of the
+    objectness it is given (``o_T``, for SimOTA's cost). This records the
+    targets and lets YOLOX's code compute the class, box and L1 losses.
+    With ``T = 0``, ``o_T`` is ``o_0``: the recorder computes the summed
+    objectness loss on YOLOX's flattening itself (the levels need no second
+    flattening) and YOLOX normalises it, exactly as for its own loss.
+    Otherwise it returns a zero connected to the graph, and the head
+    computes every objectness loss once, by
+    :class:`ResidualObjectnessLoss`.
     """
 
+    def __init__(self, objectness_losses, loss: nn.Module, num_steps: int,
+                 num_imgs: int) -> None:
+        super().__init__()
+        # The head's bound method (a plain attribute: no module cycle).
+        self.objectness_losses = objectness_losses
+        self.loss, self.num_steps, self.num_imgs = loss, num_steps, num_imgs
+        self.target = None
+
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
-        self.target = target
+        self.target = target.reshape(self.num_imgs, -1)
+        if self.num_steps == 0:
+            return self.objectness_losses(
+                self.loss, pred.view(self.num_imgs, 1, -1), self.target, None,
+                reduction_override='sum')['loss_obj']
         return pred.sum() * 0
 
 
@@ -162,7 +178,8 @@ class ResObjYOLOXHead(ResObjMixin, YOLOXHead):
         """
         batch_gt_instances = self._drop_degenerate_gts(batch_gt_instances,
                                                        batch_img_metas)
-        recorder = _ObjTargetRecorder()
+        recorder = _ObjTargetRecorder(self.objectness_losses, self.loss_obj,
+                                      self.num_steps, len(batch_img_metas))
         loss_obj, self.loss_obj = self.loss_obj, recorder
         try:
             losses = super().loss_by_feat(
@@ -171,13 +188,15 @@ class ResObjYOLOXHead(ResObjMixin, YOLOXHead):
                 batch_gt_instances_ignore)
         finally:
             self.loss_obj = loss_obj
+        if self.num_steps == 0:
+            return losses  # loss_obj from the recorder, YOLOX-normalised
         del losses['loss_obj']  # the recorder's zero
-        labels = recorder.target.reshape(len(batch_img_metas), -1)
+        labels = recorder.target
         # YOLOX's normaliser: positives averaged over processes (>= 1).
         num_pos = reduce_mean(labels.sum())
         losses.update(
-            self.objectness_losses(self.loss_obj, obj_preds, labels,
-                                   torch.ones_like(labels), num_pos))
+            self.objectness_losses(self.loss_obj, obj_preds, labels, None,
+                                   num_pos))
         return losses
 
     def predict_by_feat(self,

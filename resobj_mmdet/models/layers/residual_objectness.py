@@ -5,11 +5,12 @@ The module is shared by every ResObj head: RetinaNet builds its objectness
 subnet here, while YOLOv3 and the RPN hand in the objectness logit they
 already predict and only use the residual subnets.
 """
+import copy
+import math
 from typing import List, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.model import (BaseModule, bias_init_with_prob, kaiming_init,
                             normal_init)
@@ -42,6 +43,18 @@ class ResidualObjectness(BaseModule):
     anchors still hard at step ``t``; see :class:`ResidualObjectnessLoss`);
     inference applies every residual to every anchor and uses
     ``o_T = o_0 + sum_t r_t``, as the paper does (:func:`cumulative_objectness`).
+
+    Layout: when the T residual subnets read one shared feature
+    (``residual_input`` ``'objectness'`` or ``'class'``), they are stored
+    and run fused, so that their cost in operator calls does not grow with
+    T: ``res_tower`` (the T hidden convs as one conv with T * feat_channels
+    outputs, later hidden convs grouped by step) and ``res_logit`` (the T
+    logit convs as one conv with T * A outputs, grouped by step). Subnet t
+    owns the output channels ``[t*C, (t+1)*C)`` of each, so the maths is
+    that of T separate subnets. ``'chain'`` (subnet t reads subnet t-1)
+    keeps one ``res_towers[t]`` / ``res_logits[t]`` per step. A checkpoint
+    saved with per-step subnets for a shared input loads into the fused
+    layout (:meth:`_load_from_state_dict` concatenates them).
 
     Args:
         in_channels (int): Channels of the input feature map (the class tower
@@ -139,27 +152,50 @@ class ResidualObjectness(BaseModule):
         self.deploy = False
         self._init_layers()
 
-    def _tower(self, num_convs: int, in_channels: int) -> nn.Sequential:
+    def _tower(self, num_convs: int, in_channels: int,
+               groups: int = 1) -> nn.Sequential:
+        """``num_convs`` conv + norm + act layers.
+
+        With ``groups > 1`` the tower is ``groups`` towers of
+        ``feat_channels`` run as one: the first conv maps the shared input
+        to ``groups * feat_channels`` channels, the later ones are grouped
+        convs, and a GroupNorm gets ``groups`` times its groups, so that
+        every tower is normalised over its own channels only.
+        """
+        norm_cfg = self.norm_cfg
+        if groups > 1 and norm_cfg is not None and norm_cfg.get('type') == 'GN':
+            norm_cfg = copy.deepcopy(norm_cfg)
+            norm_cfg['num_groups'] = norm_cfg['num_groups'] * groups
+        out_channels = self.feat_channels * groups
         layers = []
-        for _ in range(num_convs):
+        for i in range(num_convs):
             layers.append(
                 ConvModule(
                     in_channels,
-                    self.feat_channels,
+                    out_channels,
                     self.kernel_size,
                     padding=self.kernel_size // 2,
+                    groups=groups if i > 0 else 1,
                     conv_cfg=self.conv_cfg,
-                    norm_cfg=self.norm_cfg,
+                    norm_cfg=norm_cfg,
                     act_cfg=self.act_cfg))
-            in_channels = self.feat_channels
+            in_channels = out_channels
         return nn.Sequential(*layers)
 
-    def _logit_conv(self, in_channels: int) -> nn.Conv2d:
+    def _logit_conv(self, in_channels: int, steps: int = 1,
+                    groups: int = 1) -> nn.Conv2d:
         return nn.Conv2d(
             in_channels,
-            self.num_anchors,
+            self.num_anchors * steps,
             self.kernel_size,
-            padding=self.kernel_size // 2)
+            padding=self.kernel_size // 2,
+            groups=groups)
+
+    @property
+    def fused(self) -> bool:
+        """Whether the residual subnets are stored fused (see the class
+        docstring): T >= 1 and one shared input."""
+        return self.num_steps > 0 and self.residual_input != 'chain'
 
     def _init_layers(self) -> None:
         """Build the objectness subnet and the residual subnets."""
@@ -169,34 +205,76 @@ class ResidualObjectness(BaseModule):
             obj_out = self.feat_channels if self.obj_convs else \
                 self.in_channels
             self.obj_logit = self._logit_conv(obj_out)
+        if self.fused:
+            in_ch = self.in_channels if self.residual_input == 'class' \
+                else obj_out
+            steps = self.num_steps
+            self.res_tower = self._tower(self.res_convs, in_ch, groups=steps)
+            self.res_logit = self._logit_conv(
+                self.feat_channels * steps if self.res_convs else in_ch,
+                steps, groups=steps if self.res_convs else 1)
+            return
         self.res_towers = nn.ModuleList()
         self.res_logits = nn.ModuleList()
         prev_out = obj_out
-        for _ in range(self.num_steps):
-            if self.residual_input == 'class':
-                in_ch = self.in_channels
-            elif self.residual_input == 'objectness':
-                in_ch = obj_out
-            else:  # chain
-                in_ch = prev_out
-            self.res_towers.append(self._tower(self.res_convs, in_ch))
-            out_ch = self.feat_channels if self.res_convs else in_ch
+        for _ in range(self.num_steps):  # chain: subnet t reads subnet t-1
+            self.res_towers.append(self._tower(self.res_convs, prev_out))
+            out_ch = self.feat_channels if self.res_convs else prev_out
             self.res_logits.append(self._logit_conv(out_ch))
             prev_out = out_ch
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """Load checkpoints of the per-step layout into the fused one.
+
+        Before the fusion, a module stored one tower and one logit conv per
+        step (``res_towers.{t}.*``, ``res_logits.{t}.*``). Subnet t's
+        parameters are the output-channel block t of the fused convs and
+        norms, so they are concatenated along dim 0 in step order (a
+        norm's ``num_batches_tracked`` is shared: step 0's is kept).
+        """
+        if self.fused and any(
+                k.startswith((prefix + 'res_towers.', prefix + 'res_logits.'))
+                for k in state_dict):
+            for old, new in (('res_towers.', 'res_tower.'),
+                             ('res_logits.', 'res_logit.')):
+                groups = {}
+                for key in [k for k in state_dict
+                            if k.startswith(prefix + old)]:
+                    step, rest = key[len(prefix + old):].split('.', 1)
+                    groups.setdefault(rest, {})[int(step)] = \
+                        state_dict.pop(key)
+                for rest, by_step in groups.items():
+                    if sorted(by_step) != list(range(self.num_steps)):
+                        error_msgs.append(
+                            f'{prefix}{old}*.{rest}: the checkpoint has '
+                            f'steps {sorted(by_step)}, this module '
+                            f'{self.num_steps}')
+                        continue
+                    values = [by_step[t] for t in range(self.num_steps)]
+                    state_dict[prefix + new + rest] = values[0] if \
+                        rest.endswith('num_batches_tracked') else \
+                        torch.cat(values)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def _residual_logit_convs(self) -> List[nn.Module]:
+        return [self.res_logit] if self.fused else list(self.res_logits)
 
     @property
     def _plain_logit_convs(self) -> bool:
         """Whether the residual logit convs are plain ``nn.Conv2d`` (no
         subclass with its own forward), which the lite fusion relies on."""
-        return all(type(c) is nn.Conv2d for c in self.res_logits)
+        return all(type(c) is nn.Conv2d for c in self._residual_logit_convs())
 
     @property
     def fusable(self) -> bool:
         """Whether :meth:`switch_to_deploy` can fold the residuals: lite
         subnets (``res_convs=0``) reading one shared feature with plain
         ``nn.Conv2d`` logit convs."""
-        return (self.num_steps > 0 and self.res_convs == 0
-                and self.residual_input in ('objectness', 'class')
+        return (self.fused and self.res_convs == 0
                 and self._plain_logit_convs
                 and (not self.with_objectness_subnet
                      or type(self.obj_logit) is nn.Conv2d))
@@ -205,14 +283,14 @@ class ResidualObjectness(BaseModule):
         """Re-parameterise a lite module for inference (mmdet/mmyolo's name).
 
         Inference uses ``o_T = o_0 + r_1 + ... + r_T`` on every anchor. With
-        lite subnets every ``r_t`` is one linear conv of the same feature,
-        so their sum is one conv whose weights and bias are the sums of
-        theirs. When that feature is also the objectness logit conv's input
-        (an objectness subnet with ``residual_input='objectness'``, the
-        RetinaNet default), the sum folds into the objectness logit conv
-        itself and the module costs exactly what ``T = 0`` costs. Otherwise
-        (``'class'`` input, or ``o_0`` from the host head) the T convs become
-        one.
+        lite subnets every ``r_t`` is one linear conv of the same feature
+        (block t of ``res_logit``), so their sum is one conv whose weights
+        and bias are the sums of the blocks'. When that feature is also the
+        objectness logit conv's input (an objectness subnet with
+        ``residual_input='objectness'``, the RetinaNet default), the sum
+        folds into the objectness logit conv itself and the module costs
+        exactly what ``T = 0`` costs. Otherwise (``'class'`` input, or
+        ``o_0`` from the host head) the T blocks become one conv.
 
         Afterwards :meth:`forward` returns ``o_T`` only, shape (N, A, H, W),
         :attr:`num_steps` reads 0 (so heads score with ``o_T``), and training
@@ -226,8 +304,10 @@ class ResidualObjectness(BaseModule):
             return True
         if not self.fusable:
             return False
-        weight = torch.stack([c.weight for c in self.res_logits]).sum(0)
-        bias = torch.stack([c.bias for c in self.res_logits]).sum(0)
+        steps, a = self.num_steps, self.num_anchors
+        conv = self.res_logit
+        weight = conv.weight.reshape(steps, a, *conv.weight.shape[1:]).sum(0)
+        bias = conv.bias.reshape(steps, a).sum(0)
         fold_into_obj = self.with_objectness_subnet and \
             self.residual_input == 'objectness'
         with torch.no_grad():
@@ -239,11 +319,22 @@ class ResidualObjectness(BaseModule):
                 fused.weight.copy_(weight)
                 fused.bias.copy_(bias)
                 self.fused_res_logit = fused
-        del self.res_towers, self.res_logits
+        del self.res_tower, self.res_logit
         self.folded_steps = self.num_steps
         self.num_steps = 0
         self.deploy = True
         return True
+
+    @staticmethod
+    def _kaiming_per_step(conv: nn.Conv2d, steps: int) -> None:
+        """Kaiming normal (mmcv's ``fan_out`` mode, ReLU gain) with the fan
+        of one step's subnet: a fused conv's ``weight.size(0)`` is T times
+        one subnet's, and PyTorch's own fan would shrink the std by
+        sqrt(T)."""
+        fan_out = conv.weight.size(0) // steps * conv.weight[0][0].numel()
+        nn.init.normal_(conv.weight, 0, math.sqrt(2.0 / fan_out))
+        if conv.bias is not None:
+            nn.init.zeros_(conv.bias)
 
     def init_weights(self) -> None:
         """Hidden convs per ``hidden_init``; Normal(0, 0.01) logit convs;
@@ -255,10 +346,15 @@ class ResidualObjectness(BaseModule):
             if isinstance(m, nn.Conv2d):
                 normal_init(m, mean=0, std=0.01, bias=0)
         if self.hidden_init == 'kaiming':
-            for tower in [getattr(self, 'obj_tower', None), *self.res_towers]:
+            towers = [getattr(self, 'obj_tower', None)]
+            towers += list(getattr(self, 'res_towers', []))
+            for tower in towers:
                 for m in (tower.modules() if tower is not None else []):
                     if isinstance(m, nn.Conv2d):
                         kaiming_init(m, a=0, nonlinearity='relu', bias=0)
+            for m in (self.res_tower.modules() if self.fused else []):
+                if isinstance(m, nn.Conv2d):
+                    self._kaiming_per_step(m, self.num_steps)
         if self.with_objectness_subnet:
             normal_init(
                 self.obj_logit,
@@ -302,28 +398,17 @@ class ResidualObjectness(BaseModule):
             return obj_logit + self.fused_res_logit(feat)
         if self.num_steps == 0:
             return obj_logit
+        feat = x if self.residual_input == 'class' else obj_feat
         if self.detach_residual:
-            x, obj_feat = x.detach(), obj_feat.detach()
-        if self.res_convs == 0 and self.residual_input != 'chain' and \
-                self.num_steps > 1 and self._plain_logit_convs:
-            # Lite subnets share one input: their T logit convs run as one
-            # conv with T*A outputs (one kernel instead of T small ones).
-            feat = x if self.residual_input == 'class' else obj_feat
-            res = F.conv2d(
-                feat, torch.cat([c.weight for c in self.res_logits]),
-                torch.cat([c.bias for c in self.res_logits]),
-                padding=self.kernel_size // 2)
+            feat = feat.detach()
+        if self.fused:
+            # All T subnets in one tower and one logit conv: the operator
+            # calls do not grow with T.
+            res = self.res_logit(self.res_tower(feat))
             return torch.cat([obj_logit, res], dim=1)
         outs = [obj_logit]
-        prev_feat = obj_feat
         for tower, logit_conv in zip(self.res_towers, self.res_logits):
-            if self.residual_input == 'class':
-                feat = tower(x)
-            elif self.residual_input == 'objectness':
-                feat = tower(obj_feat)
-            else:
-                feat = tower(prev_feat)
-            prev_feat = feat
+            feat = tower(feat)
             outs.append(logit_conv(feat))
         return torch.cat(outs, dim=1)
 
@@ -343,8 +428,11 @@ def cumulative_objectness(obj_pred: Tensor, num_anchors: int,
     Returns:
         Tensor: (N, A, H, W) logits.
     """
-    n, _, h, w = obj_pred.shape
-    blocks = obj_pred[:, :(step + 1) * num_anchors]
+    n, c, h, w = obj_pred.shape
+    if step == 0:  # o_0 (the map itself when T = 0: no operator)
+        return obj_pred if c == num_anchors else obj_pred[:, :num_anchors]
+    blocks = obj_pred if c == (step + 1) * num_anchors else \
+        obj_pred[:, :(step + 1) * num_anchors]
     return blocks.reshape(n, step + 1, num_anchors, h, w).sum(dim=1)
 
 
@@ -359,9 +447,18 @@ def flatten_objectness(obj_preds: List[Tensor], num_steps: int) -> Tensor:
         Tensor: Shape (N, T+1, sum_l H_l*W_l*A), anchors ordered as mmdet's
         anchor generators order them (level, y, x, anchor).
     """
+    n = obj_preds[0].size(0)
+    if len({p.size(1) for p in obj_preds}) == 1:
+        # The same A on every level: the levels are concatenated before the
+        # one permute, a fixed number of operators for any number of levels.
+        a = obj_preds[0].size(1) // (num_steps + 1)
+        flat = torch.cat([p.flatten(2) for p in obj_preds], dim=2)
+        # (N, T+1, A, sum HW) -> (N, T+1, sum HW, A) -> (N, T+1, sum HWA)
+        return flat.view(n, num_steps + 1, a, -1).transpose(2, 3).reshape(
+            n, num_steps + 1, -1)
     flat = []
-    for pred in obj_preds:
-        n, c, h, w = pred.shape
+    for pred in obj_preds:  # SSD: anchors per location differ by level
+        _, c, h, w = pred.shape
         a = c // (num_steps + 1)
         # (N, T+1, A, H, W) -> (N, T+1, H, W, A) -> (N, T+1, H*W*A)
         pred = pred.reshape(n, num_steps + 1, a, h, w).permute(0, 1, 3, 4, 2)

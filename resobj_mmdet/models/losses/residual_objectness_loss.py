@@ -7,17 +7,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 
 NO_POS_GATES = ('all', 'none')
+EPS = torch.finfo(torch.float32).eps  # mmdet's weight_reduce_loss eps
 
 
 def refine_objectness(logits: Tensor,
                       labels: Tensor,
                       weights: Tensor,
                       no_pos_gate: str = 'all',
-                      detach_prev: bool = True) -> Tuple[Tensor, Tensor]:
+                      detach_prev: bool = True,
+                      gate_quantile: float = 0.0) -> Tuple[Tensor, Tensor]:
     """Algorithm 1's gated refinement of the objectness logits.
 
     For ``t = 1..T``, per image::
@@ -27,11 +28,16 @@ def refine_objectness(logits: Tensor,
         o_t    = o_{t-1} + r_t on S_t, o_{t-1} elsewhere
 
     ``S_t`` always holds every positive and the negatives scored at least as
-    high as the weakest positive of the image. The gate is computed on
+    high as the weakest positive of the image. The gates are computed on
     detached logits (sigmoid is monotonic, so comparing logits equals
-    comparing scores and avoids fp16 saturation ties). The loop runs over the
-    T steps only; every step is vectorised over images and anchors, with no
-    host-device synchronisation.
+    comparing scores and avoids fp16 saturation ties) and need no gradient,
+    so only that recursion runs step by step (four element-wise operators
+    per step, nothing to differentiate). Every positive is in every gate,
+    so on positives ``o_t`` is the cumulative sum and all ``minp_t`` come
+    from one masked minimum. The differentiable part is one expression
+    over all steps: ``o_t = sg(o_{t-1}) + r_t * [S_t]`` with gradient
+    isolation (``sg``: no gradient), ``o_t = o_0 + sum_{s<=t} r_s * [S_s]``
+    without. No host-device synchronisation.
 
     Args:
         logits (Tensor): ``[o_0, r_1, ..., r_T]`` of shape (B, T+1, N).
@@ -41,33 +47,60 @@ def refine_objectness(logits: Tensor,
             all its non-ignored anchors; ``'none'``: none of them.
         detach_prev (bool): Gradient isolation: detach ``o_{t-1}`` in
             ``o_t = o_{t-1} + r_t``.
+        gate_quantile (float): 0 (default): Algorithm 1, ``minp_t`` is the
+            minimum over the image's positives. ``q`` in (0, 1): their
+            ``q``-quantile (the lower of two neighbours), so that a few
+            weak positives (borderline or forced matches) do not open the
+            gate to almost every negative; the positives below it stay in
+            the gate. Not in the paper.
 
     Returns:
         tuple[Tensor, Tensor]: The refined logits ``o_0..o_T`` (B, T+1, N)
         and the gates ``S_1..S_T`` as a bool mask (B, T, N).
     """
-    valid = weights > 0
-    pos = (labels > 0) & valid
-    no_pos = ~pos.any(dim=1, keepdim=True)
-    o = logits[:, 0]
-    refined, gates = [o], []
-    for t in range(1, logits.size(1)):
-        prev = o.detach()
-        big = torch.finfo(prev.dtype).max
-        # masked_fill with a Python scalar: no host-to-device copy (a
-        # `new_tensor` here would be a synchronising copy on CUDA).
-        minp = prev.masked_fill(~pos, big).amin(dim=1, keepdim=True)
-        if no_pos_gate == 'all':
-            minp = minp.masked_fill(no_pos, -big)
-        gate = (prev >= minp) & valid
-        base = prev if detach_prev else o
-        o = torch.where(gate, base + logits[:, t], base)
-        refined.append(o)
-        gates.append(gate)
-    if not gates:
+    if logits.size(1) == 1:
         return logits, logits.new_zeros((*labels.shape[:1], 0,
                                          labels.shape[1]), dtype=torch.bool)
-    return torch.stack(refined, dim=1), torch.stack(gates, dim=1)
+    valid = weights > 0
+    pos = (labels > 0) & valid
+    with torch.no_grad():
+        values = logits  # no_grad: nothing below is differentiated
+        not_pos = ~pos
+        big = torch.finfo(values.dtype).max
+        # minp_t for every step at once, (B, T, 1). masked_fill with Python
+        # scalars: no host-to-device copy (a synchronising one on CUDA).
+        prev_pos = values.cumsum(dim=1)[:, :-1]
+        # An image without positives: NaN (quantile) or `big` (minimum),
+        # i.e. no anchor in its gates; 'all' opens them to every anchor.
+        if gate_quantile > 0:
+            minp = torch.nanquantile(
+                prev_pos.masked_fill(not_pos[:, None], float('nan')),
+                gate_quantile, dim=2, keepdim=True, interpolation='lower')
+            if no_pos_gate == 'all':
+                minp = minp.nan_to_num(nan=-big)
+        else:
+            minp = prev_pos.masked_fill(not_pos[:, None],
+                                        big).amin(dim=2, keepdim=True)
+            if no_pos_gate == 'all':
+                minp = minp.masked_fill(minp == big, -big)
+        o, *residuals = values.unbind(1)
+        prevs, gates = [], []
+        for t, (r, m) in enumerate(zip(residuals, minp.unbind(1))):
+            # `| pos`: the cumulative sum and the step-by-step sum may round
+            # differently; a positive stays in its gate regardless. Ignored
+            # anchors leave the gates at the end (they never set minp).
+            gate = (o >= m) | pos
+            prevs.append(o)
+            gates.append(gate)
+            if t + 1 < len(residuals):
+                o = torch.where(gate, o + r, o)
+        gates = torch.stack(gates, dim=1) & valid[:, None]
+    res = logits[:, 1:] * gates
+    if detach_prev:
+        refined = torch.stack(prevs, dim=1) + res
+    else:
+        refined = logits[:, :1] + res.cumsum(dim=1)
+    return torch.cat([logits[:, :1], refined], dim=1), gates
 
 
 @MODELS.register_module()
@@ -103,6 +136,9 @@ class ResidualObjectnessLoss(nn.Module):
             by an exponential moving average of ``avg_factor`` (this
             momentum) instead of the batch's own value. See
             :class:`ResObjHead`. None: the batch's ``avg_factor``, as mmdet.
+        gate_quantile (float): The quantile of the positives' scores that
+            opens the gate, see :func:`refine_objectness`. Defaults to 0,
+            the minimum (Algorithm 1).
     """
 
     def __init__(self,
@@ -110,7 +146,8 @@ class ResidualObjectnessLoss(nn.Module):
                  res_loss_weight: float = 1.0,
                  no_pos_gate: str = 'all',
                  reduction: str = 'mean',
-                 avg_factor_momentum: Optional[float] = None) -> None:
+                 avg_factor_momentum: Optional[float] = None,
+                 gate_quantile: float = 0.0) -> None:
         super().__init__()
         if no_pos_gate not in NO_POS_GATES:
             raise ValueError(f'ResidualObjectnessLoss: unknown `no_pos_gate` '
@@ -126,6 +163,11 @@ class ResidualObjectnessLoss(nn.Module):
             raise ValueError('ResidualObjectnessLoss: `avg_factor_momentum` '
                              'must be None or a float in [0, 1), got '
                              f'{avg_factor_momentum!r}')
+        if isinstance(gate_quantile, bool) or not isinstance(
+                gate_quantile, (int, float)) or not 0 <= gate_quantile < 1:
+            raise ValueError('ResidualObjectnessLoss: `gate_quantile` must '
+                             f'be a float in [0, 1), got {gate_quantile!r}')
+        self.gate_quantile = float(gate_quantile)
         self.loss_weight = loss_weight
         self.res_loss_weight = res_loss_weight
         self.no_pos_gate = no_pos_gate
@@ -137,6 +179,8 @@ class ResidualObjectnessLoss(nn.Module):
             'avg_factor_ema',
             torch.tensor(-1.0),
             persistent=avg_factor_momentum is not None)
+        # The buffer's value as a Python float (see _running_avg_factor).
+        self._ema_value: Optional[float] = -1.0
         # Set by ObjectnessStatsHook; off by default (no cost when off).
         self.record_stats = False
         self.stats: Optional[Dict[str, Tensor]] = None
@@ -172,7 +216,7 @@ class ResidualObjectnessLoss(nn.Module):
         if logits.dim() != 3:
             raise ValueError('ResidualObjectnessLoss: `logits` must have shape '
                              f'(B, T+1, N), got {tuple(logits.shape)}')
-        b, steps, n = logits.shape
+        b, _, n = logits.shape
         if tuple(labels.shape) != (b, n):
             raise ValueError('ResidualObjectnessLoss: `labels` must have shape '
                              f'{(b, n)}, got {tuple(labels.shape)}')
@@ -200,41 +244,77 @@ class ResidualObjectnessLoss(nn.Module):
         targets = labels.float()
         weights = weights.float()
         refined, gates = refine_objectness(logits.float(), targets, weights,
-                                           self.no_pos_gate, detach_prev)
-        bce = F.binary_cross_entropy_with_logits(
-            refined, targets[:, None].expand_as(refined), reduction='none')
-        losses = dict(loss_obj=self.loss_weight * weight_reduce_loss(
-            bce[:, 0], weights, reduction, avg_factor))
-        for t in range(1, steps):
-            losses[f'loss_res{t}'] = self.res_loss_weight * weight_reduce_loss(
-                bce[:, t], weights * gates[:, t - 1], reduction, avg_factor)
+                                           self.no_pos_gate, detach_prev,
+                                           self.gate_quantile)
+        # mmdet's weight_reduce_loss: sum / (avg_factor + eps), or the mean
+        # over the elements of one step; with the loss weights, a factor of
+        # each anchor's weight.
+        norm = 1.0
+        if reduction == 'mean':
+            norm = avg_factor + EPS if avg_factor is not None else float(b * n)
+        # Every step's term in one weighted reduction: step 0 over all
+        # non-ignored anchors, step t over S_t.
+        w = weights[:, None]
+        if self.loss_weight == self.res_loss_weight:
+            w = torch.cat([w, w * gates], dim=1) * (self.loss_weight / norm)
+        else:
+            w = torch.cat([w * (self.loss_weight / norm),
+                           w * gates * (self.res_loss_weight / norm)], dim=1)
+        first, *rest = F.binary_cross_entropy_with_logits(
+            refined, targets[:, None].expand_as(refined), weight=w,
+            reduction='none').sum(dim=(0, 2)).unbind(0)
+        losses = dict(loss_obj=first)
+        losses.update({f'loss_res{t + 1}': r for t, r in enumerate(rest)})
         if self.record_stats:
             self.stats = self.objectness_stats(logits, targets, weights,
-                                               gates)
+                                               gates, self.gate_quantile)
         return losses
 
     @torch.no_grad()
-    def _running_avg_factor(self, avg_factor) -> Tensor:
+    def _running_avg_factor(self, avg_factor):
         """Update and return the running normaliser (clamped to >= 1).
 
         ``ema <- m * ema + (1 - m) * avg_factor``, started at the first
-        batch's value. Device ops with Python scalars only: no host sync.
+        batch's value. A Python ``avg_factor`` (RetinaNet's, SSD's: a count
+        of positives) keeps the mean as a Python float too and only writes
+        it into the buffer (one operator, no host sync); a tensor one
+        (ATSS's, reduced over GPUs) updates the buffer with device ops and
+        returns a tensor, no host sync either.
         """
         m = self.avg_factor_momentum
         ema = self.avg_factor_ema
         if isinstance(avg_factor, Tensor):
+            self._ema_value = None  # the buffer is ahead of the float now
             value = avg_factor.detach().float().to(ema.device)
             new = torch.where(ema < 0, value, ema * m + value * (1.0 - m))
-        else:
-            value = float(avg_factor)
-            new = (ema * m + value * (1.0 - m)).masked_fill(ema < 0, value)
-        ema.copy_(new)
-        return new.clamp(min=1.0)
+            ema.copy_(new)
+            return new.clamp(min=1.0)
+        if self._ema_value is None:  # after a tensor update: read it once
+            self._ema_value = float(ema)
+        value = float(avg_factor)
+        self._ema_value = value if self._ema_value < 0 else \
+            self._ema_value * m + value * (1.0 - m)
+        ema.fill_(self._ema_value)
+        return max(self._ema_value, 1.0)
+
+    def reset_running_avg_factor(self) -> None:
+        """Forget the running normaliser: the next training batch starts
+        it again (what a fresh model does)."""
+        self.avg_factor_ema.fill_(-1.0)
+        self._ema_value = -1.0
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """A loaded (resumed) running normaliser continues as it was."""
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        value = state_dict.get(prefix + 'avg_factor_ema')
+        if value is not None:
+            self._ema_value = float(value)
 
     @staticmethod
     @torch.no_grad()
     def objectness_stats(logits: Tensor, labels: Tensor, weights: Tensor,
-                         gates: Tensor) -> Dict[str, Tensor]:
+                         gates: Tensor,
+                         gate_quantile: float = 0.0) -> Dict[str, Tensor]:
         """Per-step objectness statistics of a batch (paper Fig. 2/4).
 
         Scores are those inference would give, ``sigmoid(o_0 + r_1 + ... +
@@ -245,6 +325,7 @@ class ResidualObjectnessLoss(nn.Module):
             labels (Tensor): Binary targets, (B, N).
             weights (Tensor): Anchor weights, 0 for ignored, (B, N).
             gates (Tensor): Training gates ``S_1..S_T``, bool (B, T, N).
+            gate_quantile (float): The loss's, for ``minp``.
 
         Returns:
             dict[str, Tensor]: Device tensors, no host sync: ``pos_mean`` and
@@ -266,7 +347,13 @@ class ResidualObjectnessLoss(nn.Module):
         # sum: minp_t is its minimum over the image's positives.
         has_pos = pos_mask.any(dim=1)
         big = torch.finfo(cum.dtype).max
-        minp = cum[:, :-1].masked_fill(~pos_mask[:, None], big).amin(dim=2)
+        if gate_quantile > 0:
+            minp = torch.nanquantile(
+                cum[:, :-1].masked_fill(~pos_mask[:, None], float('nan')),
+                gate_quantile, dim=2, interpolation='lower').nan_to_num(0)
+        else:
+            minp = cum[:, :-1].masked_fill(~pos_mask[:, None],
+                                           big).amin(dim=2)
         minp = (minp.sigmoid() * has_pos[:, None]).sum(dim=0) / \
             has_pos.sum()
         return dict(

@@ -28,11 +28,10 @@ def _lite(name, head):
     with torch.no_grad():
         for m in getattr(model, head).modules():
             if type(m).__name__ == 'ResidualObjectness':
-                for conv in m.res_logits:
-                    conv.weight.copy_(
-                        torch.randn(conv.weight.shape, generator=g) * 0.05)
-                    conv.bias.copy_(torch.randn(conv.bias.shape,
-                                                generator=g))
+                conv = m.res_logit
+                conv.weight.copy_(
+                    torch.randn(conv.weight.shape, generator=g) * 0.05)
+                conv.bias.copy_(torch.randn(conv.bias.shape, generator=g))
     return model.eval()
 
 
@@ -43,8 +42,8 @@ def _samples(n, size):
 
 
 @pytest.mark.parametrize('name,head,folded_convs', [
-    ('resobj-retinanet_r18-w16_fpn_12e_shapes.py', 'bbox_head', 2),
-    ('resobj-yolov3_r18-w16_12e_shapes.py', 'bbox_head', 3 * 1),
+    ('resobj-retinanet_r18-w16_fpn_12e_shapes.py', 'bbox_head', 1),
+    ('resobj-yolov3_r18-w16_12e_shapes.py', 'bbox_head', 0),
 ])
 def test_folded_lite_detector_predicts_the_same(name, head, folded_convs):
     model = _lite(name, head)
@@ -56,8 +55,9 @@ def test_folded_lite_detector_predicts_the_same(name, head, folded_convs):
     def convs(m):
         return sum(isinstance(c, torch.nn.Conv2d) for c in m.modules())
 
-    # T = 2 residual logit convs folded away per module (YOLOv3: 3 levels,
-    # each module's T convs become one).
+    # RetinaNet: the fused residual logit conv folds into the objectness
+    # logit conv; YOLOv3 (o_0 from the host): it stays one conv per level,
+    # with A outputs instead of T * A.
     assert convs(model) - convs(fused) == folded_convs
     x = torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():

@@ -125,12 +125,18 @@ def test_gradient_isolation(detach):
     # Residual subnets always learn from their own loss.
     assert all(flows[n] for n in flows if n.startswith('res_obj.res_'))
     if detach:
-        # Step 2's loss does not reach step 1's subnet either.
+        # Step 2's loss does not reach step 1's subnet either: block 0 of
+        # the fused convs (step 1's output channels) gets no gradient,
+        # block 1 does.
         losses = losses_of(head, gt([[20.0, 20.0, 52.0, 52.0]], [1]))
-        flows = _grads(head, losses['loss_res2'])
-        assert not any(flows[n] for n in flows
-                       if n.startswith(('res_obj.res_towers.0',
-                                        'res_obj.res_logits.0')))
+        head.zero_grad()
+        losses['loss_res2'].backward()
+        res_obj = head.res_obj
+        feat, a = res_obj.feat_channels, res_obj.num_anchors
+        for conv, block in ((res_obj.res_tower[0].conv, feat),
+                            (res_obj.res_logit, a)):
+            assert not conv.weight.grad[:block].any()
+            assert conv.weight.grad[block:].abs().sum() > 0
 
 
 def test_objectness_loss_reaches_class_tower():
@@ -218,6 +224,8 @@ def test_class_and_box_losses_once_over_all_levels():
     from mmdet.models.dense_heads import AnchorHead
     from mmdet.models.utils import multi_apply
 
+    from helpers import per_level_targets
+
     head = make_head(anchor_generator=dict(
         type='AnchorGenerator',
         octave_base_scale=4,
@@ -232,19 +240,31 @@ def test_class_and_box_losses_once_over_all_levels():
         gt([[20.0, 20.0, 52.0, 52.0], [2.0, 30.0, 30.0, 44.0]], [1, 2]),
         gt([[8.0, 8.0, 40.0, 24.0]], [0])
     ]
+    # mmdet's per-level targets (AnchorHead.get_targets) ...
+    (anchors_l, labels_l, label_weights_l, bbox_targets_l, bbox_weights_l,
+     avg) = per_level_targets(head, cls_scores, gts, metas)
+    # ... are ours, concatenated over the levels.
     targets = head._anchor_targets(cls_scores, gts, metas)
-    anchors, labels, label_weights, bbox_targets, bbox_weights, avg = targets
+    anchors, labels, label_weights, bbox_targets, bbox_weights, ours = \
+        targets
+    assert ours == avg
+    for got, ref in ((anchors, anchors_l), (labels, labels_l),
+                     (label_weights, label_weights_l),
+                     (bbox_targets, bbox_targets_l),
+                     (bbox_weights, bbox_weights_l)):
+        torch.testing.assert_close(got, torch.cat(ref, dim=1))
     cls_weights = [
-        head._positive_only(lbl, w) for lbl, w in zip(labels, label_weights)
+        head._positive_only(lbl, w)
+        for lbl, w in zip(labels_l, label_weights_l)
     ]
     assert (torch.cat(cls_weights, 1) > 0).sum() > 1  # positives exist
-    assert (torch.cat(label_weights, 1) > 0).sum() > (
+    assert (label_weights > 0).sum() > (
         torch.cat(cls_weights, 1) > 0).sum()  # and negatives that train
 
     ref_cls, ref_bbox = multi_apply(
         partial(AnchorHead.loss_by_feat_single, head), cls_scores,
-        bbox_preds, anchors, labels, cls_weights, bbox_targets, bbox_weights,
-        avg_factor=avg)
+        bbox_preds, anchors_l, labels_l, cls_weights, bbox_targets_l,
+        bbox_weights_l, avg_factor=avg)
 
     class Count(TorchDispatchMode):
         nonzero = 0

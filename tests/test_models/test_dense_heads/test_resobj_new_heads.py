@@ -159,7 +159,7 @@ def test_gradient_isolation(name):
     (losses['loss_res1'] + losses['loss_res2']).backward()
     flows = {n: p.grad is not None and p.grad.abs().sum().item() > 0
              for n, p in head.named_parameters()}
-    res = [n for n in flows if '.res_towers.' in n or '.res_logits.' in n]
+    res = [n for n in flows if '.res_tower.' in n or '.res_logit.' in n]
     assert res and all(flows[n] for n in res)
     # Nothing outside the residual subnets learns from residual losses.
     assert not [n for n in flows if flows[n] and n not in res]
@@ -273,14 +273,16 @@ def test_atss_and_ssd_losses_are_the_per_level_sums():
 
     from mmdet.models.dense_heads import AnchorHead, ATSSHead
     from mmdet.models.utils import multi_apply
+
+    from helpers import per_level_targets
     gts = [gt(ONE, [1]), gt([[4.0, 30.0, 20.0, 60.0], [30, 2, 60, 30]],
                             [0, 2])]
 
     head = ssd_head()
     head.init_weights()
     cls_scores, bbox_preds, obj_preds = head(feats())
-    anchors, labels, label_w, bbox_t, bbox_w, avg = head._anchor_targets(
-        cls_scores, gts, IMG_METAS)
+    anchors, labels, label_w, bbox_t, bbox_w, avg = per_level_targets(
+        head, cls_scores, gts, IMG_METAS)
     ref_cls, ref_bbox = multi_apply(
         partial(AnchorHead.loss_by_feat_single, head), cls_scores,
         bbox_preds, anchors, labels,

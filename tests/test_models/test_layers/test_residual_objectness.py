@@ -34,12 +34,12 @@ def test_kaiming_hidden_init_is_default():
                            feat_channels=64)
     m.init_weights()
     fan_in = 64 * 9
-    hidden = [t[0].conv for t in [m.obj_tower, *m.res_towers]]
+    hidden = [m.obj_tower[0].conv, m.res_tower[0].conv]
     for conv in hidden:
         # He init: std sqrt(2 / fan_in) = 0.059, not RetinaNet's 0.01.
         assert abs(conv.weight.std().item() - (2 / fan_in)**0.5) < 0.01
         assert torch.count_nonzero(conv.bias) == 0
-    for conv in [m.obj_logit, *m.res_logits]:
+    for conv in [m.obj_logit, m.res_logit]:
         assert abs(conv.weight.std().item() - 0.01) < 0.002
     # The outputs still start near the priors (o_0 ~ logit(0.01), r_t ~ 0),
     # within a fraction of the prior logit -4.6.
@@ -60,14 +60,14 @@ def test_init_priors():
     m.init_weights()
     assert torch.allclose(m.obj_logit.bias,
                           torch.full((2, ), -4.59512), atol=1e-4)
-    for conv in m.res_logits:
-        assert torch.count_nonzero(conv.bias) == 0
+    assert torch.count_nonzero(m.res_logit.bias) == 0
 
 
 def test_lite_residual_has_no_hidden_conv():
     m = ResidualObjectness(in_channels=8, num_anchors=1, num_steps=2,
                            feat_channels=8, res_convs=0)
-    assert all(len(t) == 0 for t in m.res_towers)
+    assert len(m.res_tower) == 0
+    assert m.res_logit.weight.shape == (2, 8, 3, 3)  # T * A dense outputs
     assert m(torch.randn(1, 8, 4, 4)).shape == (1, 3, 4, 4)
 
 
@@ -107,21 +107,23 @@ def test_unknown_residual_input_names_field():
 
 @pytest.mark.parametrize('residual_input', ['objectness', 'class'])
 def test_lite_fused_logits_equal_per_step_convs(residual_input):
-    """The lite subnets' fused logit conv computes exactly r_t = conv_t(f)."""
+    """Block t of the lite subnets' fused logit conv computes exactly
+    r_t = conv_t(f)."""
+    import torch.nn.functional as F
     from mmdet.registry import MODELS
     torch.manual_seed(0)
     m = MODELS.build(dict(type='ResidualObjectness', in_channels=8,
                           num_anchors=3, num_steps=3, feat_channels=8,
                           res_convs=0, residual_input=residual_input))
     m.init_weights()
-    for c in m.res_logits:  # non-trivial residuals
-        torch.nn.init.normal_(c.weight)
-        torch.nn.init.normal_(c.bias)
+    torch.nn.init.normal_(m.res_logit.weight)  # non-trivial residuals
+    torch.nn.init.normal_(m.res_logit.bias)
     x = torch.randn(2, 8, 5, 6, requires_grad=True)
     out = m(x)
     feat = x if residual_input == 'class' else m.obj_tower(x)
-    expected = torch.cat([m.obj_logit(m.obj_tower(x))] +
-                         [c(feat) for c in m.res_logits], dim=1)
+    w, b = m.res_logit.weight.split(3), m.res_logit.bias.split(3)
+    expected = torch.cat([m.obj_logit(m.obj_tower(x))] + [
+        F.conv2d(feat, w[t], b[t], padding=1) for t in range(3)], dim=1)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     # Still isolated: residuals send no gradient to the input feature.
     out[:, 3:].sum().backward()

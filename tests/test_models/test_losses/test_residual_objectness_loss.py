@@ -158,6 +158,9 @@ def test_low_precision_inputs():
 @pytest.mark.parametrize('kwargs, match', [
     (dict(no_pos_gate='batch'), 'no_pos_gate'),
     (dict(reduction='none'), 'reduction'),
+    (dict(gate_quantile=1.0), 'gate_quantile'),
+    (dict(gate_quantile=-0.1), 'gate_quantile'),
+    (dict(gate_quantile=True), 'gate_quantile'),
 ])
 def test_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -172,3 +175,26 @@ def test_bad_shapes_name_the_argument():
         loss(torch.zeros(2, 3, 10), torch.zeros(2, 9))
     with pytest.raises(ValueError, match='`weights`'):
         loss(torch.zeros(2, 3, 10), torch.zeros(2, 10), torch.ones(10))
+
+
+def test_gate_quantile_hand_computed():
+    """A quantile of the positives' scores opens the gate: the weak positive
+    (0.0) no longer lets the negative at 0.2 in, and stays in itself."""
+    o0 = [2.0, 0.2, 0.5, -3.0, 1.0, 0.0]
+    r1 = [0.1, 0.3, -0.2, 0.4, 0.5, 0.6]
+    labels = torch.tensor([[1, 0, 1, 0, 0, 1]])
+    logits = torch.tensor([[o0, r1]])
+    paper = gates_of(logits, labels)  # minp = 0.0
+    assert paper[0, 0].tolist() == [True, True, True, False, True, True]
+    # Positives 0.0, 0.5, 2.0: the lower median is 0.5.
+    median = gates_of(logits, labels, gate_quantile=0.5)
+    assert median[0, 0].tolist() == [True, False, True, False, True, True]
+    out = ResidualObjectnessLoss(gate_quantile=0.5)(logits, labels,
+                                                    avg_factor=3)
+    exp = sum(bce(o0[i] + r1[i], int(labels[0, i])) for i in (0, 2, 4, 5))
+    assert out['loss_res1'].item() == pytest.approx(exp / 3, rel=1e-6)
+    # No positive: 'all' gates every anchor, 'none' none, as with the min.
+    none = torch.zeros(1, 6)
+    assert gates_of(logits, none, gate_quantile=0.5).all()
+    assert not gates_of(logits, none, gate_quantile=0.5,
+                        no_pos_gate='none').any()

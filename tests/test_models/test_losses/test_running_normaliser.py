@@ -19,8 +19,19 @@ def test_running_normaliser_is_an_ema_of_the_positives():
     out = loss(logits, labels, avg_factor=20.0)
     assert torch.allclose(out['loss_obj'], torch.tensor(bce / 11))
     assert loss.avg_factor_ema.item() == 11.0
+    out = loss(logits, labels, avg_factor=21.0)  # the float path, on
+    assert torch.allclose(out['loss_obj'], torch.tensor(bce / 12))
+    assert loss.avg_factor_ema.item() == 12.0
     # A checkpoint carries it (resume continues the mean) ...
-    assert 'avg_factor_ema' in loss.state_dict()
+    state = loss.state_dict()
+    assert 'avg_factor_ema' in state
+    resumed = ResidualObjectnessLoss(avg_factor_momentum=0.9)
+    resumed.load_state_dict(state)
+    out = resumed(logits, labels, avg_factor=2.0)  # 0.9 * 12 + 0.1 * 2
+    assert torch.allclose(out['loss_obj'], torch.tensor(bce / 11))
+    resumed.reset_running_avg_factor()
+    out = resumed(logits, labels, avg_factor=5.0)  # started again
+    assert torch.allclose(out['loss_obj'], torch.tensor(bce / 5))
     # ... and a loss without it keeps it out of checkpoints.
     assert 'avg_factor_ema' not in ResidualObjectnessLoss().state_dict()
 
