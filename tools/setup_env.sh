@@ -48,16 +48,22 @@ else
     "${PIP[@]}" "$TORCH_SPEC"
 fi
 
-# 2. Build prerequisites. torch>=2.6 wants setuptools>=77.0.3; mmcv 2.1.0's
-#    setup.py imports pkg_resources, which setuptools>=81 no longer ships.
+# 2. Build prerequisites. torch>=2.6 wants setuptools>=77.0.3 (which needs
+#    Python>=3.9); mmcv 2.1.0's setup.py imports pkg_resources, which
+#    setuptools>=81 no longer ships. An older torch takes any setuptools<81.
+ST_MIN=0
+if "$PY" -c "import sys, torch; sys.exit(tuple(int(v) for v in torch.__version__.split('+')[0].split('.')[:2]) < (2, 6))"; then
+    ST_MIN=77.0.3
+fi
+SETUPTOOLS_SPEC="setuptools>=$ST_MIN,<81"
 if ! have "
 import numpy, setuptools, wheel, ninja
 from packaging.version import Version as V
 assert V(numpy.__version__) < V('2')
-assert V('77.0.3') <= V(setuptools.__version__) < V('81')
+assert V('$ST_MIN') <= V(setuptools.__version__) < V('81')
 "; then
-    log "installing build prerequisites (numpy<2, setuptools, wheel, ninja)"
-    "${PIP[@]}" "numpy<2" "setuptools>=77.0.3,<81" wheel ninja packaging
+    log "installing build prerequisites (numpy<2, $SETUPTOOLS_SPEC, wheel, ninja)"
+    "${PIP[@]}" "numpy<2" "$SETUPTOOLS_SPEC" wheel ninja packaging
 fi
 
 # 3. mmengine (before mmcv: mmcv's build imports nothing from it, but its
@@ -96,7 +102,7 @@ assert version('pycocotools') != '2.0.10'  # its loadRes needs dataset['info']
 "; then
     log "installing mmdet 3.3.0, pycocotools, pytest, hypothesis"
     "${PIP[@]}" "mmdet==3.3.0" "pycocotools!=2.0.10" "numpy<2" \
-        "opencv-python<4.12" "setuptools>=77.0.3,<81" pytest matplotlib \
+        "opencv-python<4.12" "$SETUPTOOLS_SPEC" pytest matplotlib \
         hypothesis
 fi
 
@@ -117,7 +123,7 @@ if ! have "import mim, click, modelindex, tabulate, rich, pandas"; then
     log "installing openmim (without opendatalab)"
     "${PIP[@]}" --no-deps "openmim==0.3.9"
     "${PIP[@]}" click colorama model-index pandas requests rich tabulate \
-        "numpy<2" "setuptools>=77.0.3,<81"
+        "numpy<2" "$SETUPTOOLS_SPEC"
 fi
 
 # 7. This project, editable.

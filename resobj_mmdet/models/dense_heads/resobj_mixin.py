@@ -234,7 +234,7 @@ class ResObjMixin:
         counts = [len(gt) for gt in batch_gt_instances]
         boxes = torch.cat(
             [get_box_tensor(gt.bboxes) for gt in batch_gt_instances])
-        host = boxes.detach().cpu().double().numpy()  # the one host sync
+        host = boxes.cpu().numpy().astype(np.float64)  # the one host sync
         size = np.repeat(
             [[m['img_shape'][1], m['img_shape'][0]] for m in batch_img_metas],
             counts, axis=0).reshape(-1, 2)

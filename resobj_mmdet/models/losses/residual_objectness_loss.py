@@ -216,13 +216,11 @@ class ResidualObjectnessLoss(nn.Module):
         if logits.dim() != 3:
             raise ValueError('ResidualObjectnessLoss: `logits` must have shape '
                              f'(B, T+1, N), got {tuple(logits.shape)}')
-        b, _, n = logits.shape
+        b, steps, n = logits.shape
         if tuple(labels.shape) != (b, n):
             raise ValueError('ResidualObjectnessLoss: `labels` must have shape '
                              f'{(b, n)}, got {tuple(labels.shape)}')
-        if weights is None:
-            weights = logits.new_ones((b, n), dtype=torch.float32)
-        elif tuple(weights.shape) != (b, n):
+        if weights is not None and tuple(weights.shape) != (b, n):
             raise ValueError('ResidualObjectnessLoss: `weights` must have '
                              f'shape {(b, n)}, got {tuple(weights.shape)}')
         if reduction_override not in (None, 'mean', 'sum'):
@@ -240,18 +238,24 @@ class ResidualObjectnessLoss(nn.Module):
         elif avg_factor is not None:
             avg_factor = max(float(avg_factor), 1.0)
 
-        # Losses in fp32 whatever the autocast/AMP dtype of the head.
-        targets = labels.float()
-        weights = weights.float()
-        refined, gates = refine_objectness(logits.float(), targets, weights,
-                                           self.no_pos_gate, detach_prev,
-                                           self.gate_quantile)
         # mmdet's weight_reduce_loss: sum / (avg_factor + eps), or the mean
         # over the elements of one step; with the loss weights, a factor of
         # each anchor's weight.
         norm = 1.0
         if reduction == 'mean':
             norm = avg_factor + EPS if avg_factor is not None else float(b * n)
+        # Losses in fp32 whatever the autocast/AMP dtype of the head.
+        targets = labels.float()
+        if steps == 1 and not self.record_stats:  # T = 0: one plain BCE
+            return dict(loss_obj=F.binary_cross_entropy_with_logits(
+                logits.float().view(b, n), targets,
+                weight=None if weights is None else weights.float(),
+                reduction='sum') * (self.loss_weight / norm))
+        weights = logits.new_ones((b, n), dtype=torch.float32) \
+            if weights is None else weights.float()
+        refined, gates = refine_objectness(logits.float(), targets, weights,
+                                           self.no_pos_gate, detach_prev,
+                                           self.gate_quantile)
         # Every step's term in one weighted reduction: step 0 over all
         # non-ignored anchors, step t over S_t.
         w = weights[:, None]
