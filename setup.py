@@ -50,7 +50,8 @@ setup(
         'pycocotools!=2.0.10',
     ],
     extras_require=dict(
-        tests=['pytest', 'matplotlib', 'hypothesis'],
+        # vermin: tests/test_packaging.py checks python_requires
+        tests=['pytest', 'matplotlib', 'hypothesis', 'vermin'],
         # what mmdet's tools/analysis_tools import beyond mmdet itself
         analysis=['seaborn', 'psutil', 'matplotlib'],
         # openmim is not an extra: with its dependencies it pulls opendatalab

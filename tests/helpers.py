@@ -11,6 +11,27 @@ DEMO_VANILLA = osp.join(REPO, 'configs/demo/retinanet_r18-w16_fpn_12e_shapes.py'
 TINY_SPLITS = dict(train=16, val=8)
 
 
+def tiny_shapes_cfg_options(root: str):
+    """``--cfg-options`` that point a demo config at the tiny shapes copy in
+    ``root`` and train it for one epoch with a checkpoint (mim tests)."""
+    root = root.rstrip('/') + '/'
+    opts = []
+    for loader in ('train', 'val', 'test'):
+        opts.append(f'{loader}_dataloader.dataset.data_root={root}')
+        for split, n in TINY_SPLITS.items():
+            opts.append(
+                f'{loader}_dataloader.dataset.generate.splits.{split}={n}')
+        opts += [f'{loader}_dataloader.num_workers=0',
+                 f'{loader}_dataloader.persistent_workers=False']
+    return opts + [
+        f'val_evaluator.ann_file={root}annotations/val.json',
+        f'test_evaluator.ann_file={root}annotations/val.json',
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+        'model.test_cfg.score_thr=0.0',
+        'default_hooks.checkpoint.interval=1',
+    ]
+
+
 def use_tiny_data(cfg: Config, root: str, work_dir: str, max_iters: int,
                   val_interval: int = None, ckpt_interval: int = None) -> Config:
     """Point a config at the tiny dataset and a short iteration schedule."""

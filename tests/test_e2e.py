@@ -12,8 +12,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from helpers import DEMO_RESOBJ, REPO, TINY_SPLITS, use_tiny_data
-
+from helpers import DEMO_RESOBJ, REPO, tiny_shapes_cfg_options, use_tiny_data
 
 DEMOS = sorted(glob.glob(osp.join(REPO, 'configs', 'demo', '*.py')))
 
@@ -83,27 +82,7 @@ def test_train_eval_resume_test(tiny_shapes, tmp_path):
 def test_mim_train_and_test(tiny_shapes, tmp_path):
     mim = shutil.which('mim') or osp.join(osp.dirname(sys.executable), 'mim')
     root = tiny_shapes + '/'
-    opts = [
-        f'train_dataloader.dataset.data_root={root}',
-        f'val_dataloader.dataset.data_root={root}',
-        f'test_dataloader.dataset.data_root={root}',
-        f'train_dataloader.dataset.generate.splits.train={TINY_SPLITS["train"]}',
-        f'train_dataloader.dataset.generate.splits.val={TINY_SPLITS["val"]}',
-        f'val_dataloader.dataset.generate.splits.train={TINY_SPLITS["train"]}',
-        f'val_dataloader.dataset.generate.splits.val={TINY_SPLITS["val"]}',
-        f'test_dataloader.dataset.generate.splits.train={TINY_SPLITS["train"]}',
-        f'test_dataloader.dataset.generate.splits.val={TINY_SPLITS["val"]}',
-        f'val_evaluator.ann_file={root}annotations/val.json',
-        f'test_evaluator.ann_file={root}annotations/val.json',
-        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
-        'model.test_cfg.score_thr=0.0',
-        'default_hooks.checkpoint.interval=1',
-        'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
-        'test_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        'val_dataloader.persistent_workers=False',
-        'test_dataloader.persistent_workers=False',
-    ]
+    opts = tiny_shapes_cfg_options(root)
     work = str(tmp_path / 'mim')
     env = dict(os.environ, PYTHONPATH=REPO)
     subprocess.run([mim, 'train', 'mmdet', DEMO_RESOBJ, '--work-dir', work,

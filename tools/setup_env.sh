@@ -95,15 +95,15 @@ fi
 
 # 5. mmdet, pycocotools, test tools.
 if ! have "
-import mmdet, pycocotools, pytest, matplotlib, hypothesis
+import mmdet, pycocotools, pytest, matplotlib, hypothesis, vermin
 from importlib.metadata import version
 assert mmdet.__version__ == '3.3.0'
 assert version('pycocotools') != '2.0.10'  # its loadRes needs dataset['info']
 "; then
-    log "installing mmdet 3.3.0, pycocotools, pytest, hypothesis"
+    log "installing mmdet 3.3.0, pycocotools, pytest, hypothesis, vermin"
     "${PIP[@]}" "mmdet==3.3.0" "pycocotools!=2.0.10" "numpy<2" \
         "opencv-python<4.12" "$SETUPTOOLS_SPEC" pytest matplotlib \
-        hypothesis
+        hypothesis vermin
 fi
 
 # 5b. What mmdet's own analysis tools import beyond mmdet's requirements:

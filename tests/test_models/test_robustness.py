@@ -213,8 +213,10 @@ def test_cpu_autocast(model, dtype):
     try:
         log_vars = assert_finite_step(model, inputs, samples, dtype,
                                       rpn_only=two_stage(model))
-    except RuntimeError as e:  # an op without a CPU kernel for this dtype
-        if 'not implemented' in str(e) and dtype == torch.float16:
+    except RuntimeError as e:  # an op without a CPU kernel for this dtype,
+        # or a torch whose CPU autocast is bf16-only (torch < 2.2)
+        if dtype == torch.float16 and ('not implemented' in str(e) or
+                                       'only support Bfloat16' in str(e)):
             pytest.skip(f'CPU fp16 autocast unsupported here: {e}')
         raise
     assert all(v.dtype == torch.float32 for v in log_vars.values())

@@ -283,18 +283,22 @@ class ResidualObjectnessLoss(nn.Module):
         of positives) keeps the mean as a Python float too and only writes
         it into the buffer (one operator, no host sync); a tensor one
         (ATSS's, reduced over GPUs) updates the buffer with device ops and
-        returns a tensor, no host sync either.
+        returns a tensor, no host sync either; after one tensor update the
+        buffer stays the source, so later Python values take the device
+        path too.
         """
         m = self.avg_factor_momentum
         ema = self.avg_factor_ema
-        if isinstance(avg_factor, Tensor):
-            self._ema_value = None  # the buffer is ahead of the float now
-            value = avg_factor.detach().float().to(ema.device)
+        if isinstance(avg_factor, Tensor) or self._ema_value is None:
+            # Device ops; once the buffer is ahead of the float it stays
+            # the source (reading it back would be a host sync).
+            self._ema_value = None
+            value = avg_factor.detach().float().to(ema.device) \
+                if isinstance(avg_factor, Tensor) \
+                else torch.full_like(ema, float(avg_factor))  # no copy
             new = torch.where(ema < 0, value, ema * m + value * (1.0 - m))
             ema.copy_(new)
             return new.clamp(min=1.0)
-        if self._ema_value is None:  # after a tensor update: read it once
-            self._ema_value = float(ema)
         value = float(avg_factor)
         self._ema_value = value if self._ema_value < 0 else \
             self._ema_value * m + value * (1.0 - m)

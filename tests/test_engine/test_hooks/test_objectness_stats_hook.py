@@ -24,6 +24,8 @@ EXPECTED = {
     'obj_pos_t1': (sig(3.0) + sig(-1.0)) / 2,
     'obj_neg_t1': sig(-0.5),
     'gate_t1': 2.0,  # minp = 0 -> S_1 = {0, 2}
+    'gate_frac_t1': 2 / 3,  # of the three non-ignored anchors
+    'minp_t1': sig(0.0),  # the weaker positive opens the gate
 }
 
 
