@@ -22,7 +22,7 @@ Usage::
 
     python tools/benchmarks/count_ops.py [--families retinanet atss ssd rpn]
         [--steps 0 1 2 3] [--no-lite] [--scale 0.4] [--batch 2] [--where 15]
-        [--out FILE.md]
+        [--out FILE.md] [--flops-cache FILE.json | --no-flops]
 
 Models and inputs are those of ``benchmark_overhead.py`` (mmdet's vanilla
 COCO config vs ours, random init, random GT boxes); operator counts do not
@@ -31,6 +31,7 @@ depend on the input size, so ``--scale`` only saves time.
 import argparse
 import collections
 import copy
+import json
 import os.path as osp
 import sys
 import traceback
@@ -58,6 +59,13 @@ def parse_args(argv=None):
                         help='also list the N functions making the most '
                         'forward calls, per variant')
     parser.add_argument('--out', default=None, help='markdown table')
+    parser.add_argument(
+        '--flops-cache', default=None, metavar='FILE.json',
+        help='reuse FLOP counts saved here (keyed by family, variant and '
+        'input shape) and add new ones: tracing FLOPs takes most of the '
+        'run, and they do not change when only the operators do')
+    parser.add_argument('--no-flops', action='store_true',
+                        help='count operators only (no FLOP ratio)')
     return parser.parse_args(argv)
 
 
@@ -133,6 +141,10 @@ def main(argv=None):
                                       for t in args.steps]
     if not args.no_lite:
         variants.append(('T=2 lite', dict(num_steps=2, res_convs=0)))
+    cache = {}
+    if args.flops_cache and osp.isfile(args.flops_cache):
+        with open(args.flops_cache) as f:
+            cache = json.load(f)
     for family in args.families:
         spec = bo.FAMILIES[family]
         scale = args.scale if spec.get('scalable', True) else 1.0
@@ -141,9 +153,20 @@ def main(argv=None):
                                         device, seed=1)
         flop_in, flop_samples = bo.make_batch(shape, 1, args.num_gts, device)
         base = base_flops = None
+
+        def flops_of(model, key):
+            if args.no_flops:
+                return float('nan')
+            if key not in cache:
+                cache[key] = bo.count_flops(model, flop_in, flop_samples)[0]
+                if args.flops_cache:
+                    with open(args.flops_cache, 'w') as f:
+                        json.dump(cache, f, indent=0, sort_keys=True)
+            return cache[key]
+
         for name, overrides in variants:
             model = bo.build_model(family, overrides, device)
-            flops = bo.count_flops(model, flop_in, flop_samples)[0]
+            flops = flops_of(model, f'{family}|{name}|{shape}')
             count_step(model, inputs, samples)  # lazy init off the count
             probe = None
             if overrides is not None:  # the loss's arguments, then unwrap
@@ -160,7 +183,7 @@ def main(argv=None):
             if probe is not None and probe.last is not None:
                 lf, lb = count_loss(probe)
                 loss = f'{lf} + {lb}'
-            within = '—' if overrides is None else (
+            within = '—' if overrides is None or args.no_flops else (
                 'yes' if ratio <= flop_ratio + 5e-4 else 'no')
             lines.append(f'| {family} | {name} | {c["forward"]} | '
                          f'{c["backward"]} | {total} | {ratio:.3f} | '

@@ -76,12 +76,7 @@ class ResObjATSSHead(ResObjMixin, ATSSHead):
     def _init_layers(self) -> None:
         """ATSS's towers and branches plus the refinement module."""
         super()._init_layers()
-        self.res_obj = self._build_residual_objectness(
-            dict(
-                in_channels=self.feat_channels
-                if self.stacked_convs > 0 else self.in_channels,
-                num_anchors=self.num_base_priors),
-            feat_channels=self.feat_channels)
+        self.res_obj = self._build_tower_residual_objectness()
 
     def forward_single(self, x: Tensor, scale: Scale) -> Sequence[Tensor]:
         """Forward one feature level.
@@ -205,10 +200,12 @@ class ResObjATSSHead(ResObjMixin, ATSSHead):
             ``labels`` (n, ) and ``bboxes`` (n, 4).
         """
         return super().predict_by_feat(
-            self.joint_scores(cls_scores, obj_preds, step),
+            cls_scores,
             bbox_preds,
-            score_factors=centernesses,
+            obj_preds,
             batch_img_metas=batch_img_metas,
             cfg=cfg,
             rescale=rescale,
-            with_nms=with_nms)
+            with_nms=with_nms,
+            step=step,
+            score_factors=centernesses)

@@ -1,13 +1,12 @@
 # Copyright (c) resobj-mmdet contributors.
 """RetinaNet-ResObj head (paper Fig. 3b)."""
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
-from mmengine.config import ConfigDict
 from torch import Tensor
 
 from mmdet.models.dense_heads import RetinaHead
 from mmdet.registry import MODELS
-from mmdet.utils import ConfigType, InstanceList, OptInstanceList
+from mmdet.utils import ConfigType
 from .resobj_mixin import ResObjMixin, joint_score_logit  # noqa: F401
 
 
@@ -70,12 +69,7 @@ class ResObjHead(ResObjMixin, RetinaHead):
     def _init_layers(self) -> None:
         """Build RetinaNet's towers and the residual objectness module."""
         super()._init_layers()
-        self.res_obj = self._build_residual_objectness(
-            dict(
-                in_channels=self.feat_channels
-                if self.stacked_convs > 0 else self.in_channels,
-                num_anchors=self.num_base_priors),
-            feat_channels=self.feat_channels)
+        self.res_obj = self._build_tower_residual_objectness()
 
     def forward_single(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """Forward one feature level.
@@ -98,75 +92,3 @@ class ResObjHead(ResObjMixin, RetinaHead):
             reg_feat = reg_conv(reg_feat)
         return (self.retina_cls(cls_feat), self.retina_reg(reg_feat),
                 self.res_obj(cls_feat))
-
-    def loss_by_feat(self,
-                     cls_scores: List[Tensor],
-                     bbox_preds: List[Tensor],
-                     obj_preds: List[Tensor],
-                     batch_gt_instances: InstanceList,
-                     batch_img_metas: List[dict],
-                     batch_gt_instances_ignore: OptInstanceList = None
-                     ) -> dict:
-        """Class/box losses on positives; objectness losses on all anchors.
-
-        Args:
-            cls_scores (list[Tensor]): Per level, (N, A*K, H, W).
-            bbox_preds (list[Tensor]): Per level, (N, A*4, H, W).
-            obj_preds (list[Tensor]): Per level, (N, (T+1)*A, H, W).
-            batch_gt_instances (list[:obj:`InstanceData`]): GT per image.
-            batch_img_metas (list[dict]): Image meta information.
-            batch_gt_instances_ignore (list[:obj:`InstanceData`], optional):
-                Ignored (crowd) boxes per image.
-
-        Returns:
-            dict[str, Tensor]: ``loss_cls`` and ``loss_bbox`` (all levels),
-            ``loss_obj`` and ``loss_res1..T``.
-        """
-        (anchors, labels, label_weights, bbox_targets, bbox_weights,
-         avg_factor) = self._anchor_targets(cls_scores, batch_gt_instances,
-                                            batch_img_metas,
-                                            batch_gt_instances_ignore)
-        # Imbalance transfer: negatives give no class loss.
-        loss_cls, loss_bbox = self._loss_all_levels(
-            cls_scores, bbox_preds, anchors, labels, label_weights,
-            bbox_targets, bbox_weights, avg_factor)
-        losses = dict(loss_cls=loss_cls, loss_bbox=loss_bbox)
-        losses.update(
-            self.loss_objectness_by_feat(obj_preds, labels, label_weights,
-                                         avg_factor))
-        return losses
-
-    def predict_by_feat(self,
-                        cls_scores: List[Tensor],
-                        bbox_preds: List[Tensor],
-                        obj_preds: List[Tensor],
-                        batch_img_metas: Optional[List[dict]] = None,
-                        cfg: Optional[ConfigDict] = None,
-                        rescale: bool = False,
-                        with_nms: bool = True,
-                        step: int = -1) -> InstanceList:
-        """Detections scored by ``sigmoid(cls) * sigmoid(o_step)``.
-
-        Args:
-            cls_scores (list[Tensor]): Per level, (N, A*K, H, W).
-            bbox_preds (list[Tensor]): Per level, (N, A*4, H, W).
-            obj_preds (list[Tensor]): Per level, (N, (T+1)*A, H, W).
-            batch_img_metas (list[dict], optional): Image meta information.
-            cfg (ConfigDict, optional): Test config; defaults to test_cfg.
-            rescale (bool): Rescale boxes to the original image size.
-            with_nms (bool): Apply NMS.
-            step (int): Refinement step whose objectness scores the boxes;
-                -1 (default, the paper's inference) is ``o_T``.
-
-        Returns:
-            list[:obj:`InstanceData`]: Per image ``scores`` (n, ),
-            ``labels`` (n, ) and ``bboxes`` (n, 4).
-        """
-        return super().predict_by_feat(
-            self.joint_scores(cls_scores, obj_preds, step),
-            bbox_preds,
-            score_factors=None,
-            batch_img_metas=batch_img_metas,
-            cfg=cfg,
-            rescale=rescale,
-            with_nms=with_nms)

@@ -16,7 +16,8 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import cat_boxes, get_box_tensor, stack_boxes
 from mmdet.utils import InstanceList, OptInstanceList
 from ..layers.residual_objectness import (cumulative_objectness,
-                                           flatten_objectness)
+                                           flatten_objectness,
+                                           levels_in_anchor_order)
 from ..losses import ResidualObjectnessLoss
 
 
@@ -80,9 +81,11 @@ class ResObjMixin:
     """Residual objectness plumbing for mmdet heads.
 
     Provides the refinement-module construction, the choice of the scoring
-    step, and, for ``AnchorHead`` subclasses, anchor targets, the class (on
-    positives) and box losses and the objectness loss, each computed once
-    over all levels.
+    step, joint-score prediction, and, for ``AnchorHead`` subclasses, anchor
+    targets, the class (on positives) and box losses and the objectness
+    loss, each computed once over all levels. ``loss_by_feat`` and
+    ``predict_by_feat`` are those of a head predicting ``(cls_scores,
+    bbox_preds, obj_preds)``; heads with other outputs override them.
     """
 
     def _set_residual_objectness_cfg(self, residual_objectness: dict) -> None:
@@ -186,6 +189,111 @@ class ResObjMixin:
                 cls_scores, self.step_objectness(obj_preds, step))
         ]
 
+    def loss_by_feat(self,
+                     cls_scores: List[Tensor],
+                     bbox_preds: List[Tensor],
+                     obj_preds: List[Tensor],
+                     batch_gt_instances: InstanceList,
+                     batch_img_metas: List[dict],
+                     batch_gt_instances_ignore: OptInstanceList = None
+                     ) -> dict:
+        """Class and box losses on positives, objectness on every anchor.
+
+        The loss of the ``AnchorHead`` subclasses whose predictions are
+        ``(cls_scores, bbox_preds, obj_preds)`` (RetinaNet, SSD): the class
+        loss of imbalance transfer and the head's box loss, once over all
+        levels, and the objectness losses. Heads with other outputs or
+        targets (ATSS, RPN, YOLOv3, YOLOX) override it.
+
+        Args:
+            cls_scores (list[Tensor]): Per level, (N, A_l*K, H, W) logits of
+                P(class | object).
+            bbox_preds (list[Tensor]): Per level, (N, A_l*4, H, W).
+            obj_preds (list[Tensor]): Per level, (N, (T+1)*A_l, H, W)
+                ``[o_0, r_1..r_T]``.
+            batch_gt_instances (list[:obj:`InstanceData`]): GT per image.
+            batch_img_metas (list[dict]): Image meta information.
+            batch_gt_instances_ignore (list[:obj:`InstanceData`], optional):
+                Ignored (crowd) boxes per image.
+
+        Returns:
+            dict[str, Tensor]: ``loss_cls`` and ``loss_bbox`` (all levels),
+            ``loss_obj`` and ``loss_res1..T``.
+        """
+        (anchors, labels, label_weights, bbox_targets, bbox_weights,
+         avg_factor) = self._anchor_targets(cls_scores, batch_gt_instances,
+                                            batch_img_metas,
+                                            batch_gt_instances_ignore)
+        # Imbalance transfer: negatives give no class loss (and SSD's hard
+        # negative mining is not used).
+        loss_cls, loss_bbox = self._loss_all_levels(
+            cls_scores, bbox_preds, anchors, labels, label_weights,
+            bbox_targets, bbox_weights, avg_factor)
+        losses = dict(loss_cls=loss_cls, loss_bbox=loss_bbox)
+        losses.update(
+            self.loss_objectness_by_feat(obj_preds, labels, label_weights,
+                                         avg_factor))
+        return losses
+
+    def _parent_predict_inputs(self, cls_scores: List[Tensor],
+                               bbox_preds: List[Tensor],
+                               obj_preds: List[Tensor], step: int) -> tuple:
+        """The leading arguments of the parent head's ``predict_by_feat``.
+
+        By default the joint logits of :meth:`joint_scores` replace the
+        class logits (RetinaNet, ATSS, SSD). Heads whose parent scores by
+        an objectness of its own override it: the RPN ranks proposals on
+        ``o_step``, YOLOX takes ``o_step`` as its objectness.
+
+        Returns:
+            tuple: Positional arguments that precede ``batch_img_metas``.
+        """
+        return self.joint_scores(cls_scores, obj_preds, step), bbox_preds
+
+    def predict_by_feat(self,
+                        cls_scores: List[Tensor],
+                        bbox_preds: List[Tensor],
+                        obj_preds: List[Tensor],
+                        batch_img_metas: Optional[List[dict]] = None,
+                        cfg: Optional[ConfigDict] = None,
+                        rescale: bool = False,
+                        with_nms: bool = True,
+                        step: int = -1,
+                        **kwargs) -> InstanceList:
+        """The parent head's post-processing on the refined scores.
+
+        Boxes are thresholded, ranked (``nms_pre``) and NMS-ed by the parent
+        head's own code on what :meth:`_parent_predict_inputs` gives it: by
+        default ``sigmoid(cls) * sigmoid(o_step)``.
+
+        Args:
+            cls_scores (list[Tensor]): Per level, (N, A_l*K, H, W) class
+                logits (the RPN's: ``o_0``, (N, A_l, H, W)).
+            bbox_preds (list[Tensor]): Per level, (N, A_l*4, H, W).
+            obj_preds (list[Tensor]): Per level, (N, (T+1)*A_l, H, W)
+                ``[o_0, r_1..r_T]``.
+            batch_img_metas (list[dict], optional): Image meta information.
+            cfg (ConfigDict, optional): Test config; defaults to test_cfg.
+            rescale (bool): Rescale boxes to the original image size.
+            with_nms (bool): Apply NMS.
+            step (int): Refinement step whose objectness scores the boxes;
+                -1 (default, the paper's inference) is ``o_T``.
+            **kwargs: Passed to the parent, e.g. ``score_factors`` (ATSS's
+                centerness, multiplied into the score).
+
+        Returns:
+            list[:obj:`InstanceData`]: Per image ``scores`` (n, ),
+            ``labels`` (n, ) and ``bboxes`` (n, 4).
+        """
+        return super().predict_by_feat(
+            *self._parent_predict_inputs(cls_scores, bbox_preds, obj_preds,
+                                         step),
+            batch_img_metas=batch_img_metas,
+            cfg=cfg,
+            rescale=rescale,
+            with_nms=with_nms,
+            **kwargs)
+
     def _build_residual_objectness(self, fixed: dict, **defaults):
         """Build a :class:`ResidualObjectness` from the user's config.
 
@@ -199,6 +307,17 @@ class ResObjMixin:
             cfg.setdefault(key, value)
         cfg.update(fixed)
         return MODELS.build(cfg)
+
+    def _build_tower_residual_objectness(self):
+        """The :class:`ResidualObjectness` of a head with class and box
+        towers (RetinaNet, ATSS): it reads the class tower's output, and its
+        hidden convs default to the tower's width."""
+        return self._build_residual_objectness(
+            dict(
+                in_channels=self.feat_channels
+                if self.stacked_convs > 0 else self.in_channels,
+                num_anchors=self.num_base_priors),
+            feat_channels=self.feat_channels)
 
     def _drop_degenerate_gts(self,
                              batch_gt_instances: InstanceList,
@@ -403,12 +522,11 @@ class ResObjMixin:
             flat = torch.cat([m.flatten(2) for m in maps], dim=2)
             flat = flat.view(num_imgs, -1, channels, flat.size(2)).permute(
                 0, 3, 1, 2)
-        else:  # SSD: anchors per location differ by level
-            flat = torch.cat([
-                m.permute(0, 2, 3, 1).reshape(num_imgs, -1, channels)
-                for m in maps
-            ], dim=1)
-        return flat.reshape(num_imgs, -1, 1, channels).permute(0, 3, 1, 2)
+            return flat.reshape(num_imgs, -1, 1, channels).permute(
+                0, 3, 1, 2)
+        # SSD: anchors per location differ by level; one cached gather.
+        # (N, 1, sum HWA, C) -> (N, C, sum HWA, 1)
+        return levels_in_anchor_order(maps, 1, channels).permute(0, 3, 2, 1)
 
     def _loss_all_levels(self, cls_scores: List[Tensor],
                          bbox_preds: List[Tensor], anchors: Tensor,

@@ -3,7 +3,6 @@
 from typing import List, Optional, Tuple
 
 import torch.nn.functional as F
-from mmengine.config import ConfigDict
 from torch import Tensor
 
 from mmdet.models.dense_heads import RPNHead
@@ -179,35 +178,9 @@ class ResObjRPNHead(ResObjMixin, RPNHead):
         losses['loss_rpn_bbox'] = loss_bbox
         return losses
 
-    def predict_by_feat(self,
-                        cls_scores: List[Tensor],
-                        bbox_preds: List[Tensor],
-                        obj_preds: List[Tensor],
-                        batch_img_metas: Optional[List[dict]] = None,
-                        cfg: Optional[ConfigDict] = None,
-                        rescale: bool = False,
-                        with_nms: bool = True,
-                        step: int = -1) -> InstanceList:
-        """Proposals ranked and NMS-ed on ``o_step`` (default ``o_T``).
-
-        Args:
-            cls_scores (list[Tensor]): Per level, (N, A, H, W) ``o_0``.
-            bbox_preds (list[Tensor]): Per level, (N, A*4, H, W).
-            obj_preds (list[Tensor]): Per level, (N, (T+1)*A, H, W).
-            batch_img_metas (list[dict], optional): Image meta information.
-            cfg (ConfigDict, optional): Test/proposal config.
-            rescale (bool): Rescale boxes to the original image size.
-            with_nms (bool): Apply NMS.
-            step (int): Refinement step that scores proposals.
-
-        Returns:
-            list[:obj:`InstanceData`]: Per image ``bboxes`` (n, 4),
-            ``scores`` (n, ) and ``labels`` (n, ).
-        """
-        return super().predict_by_feat(
-            self.step_objectness(obj_preds, step),
-            bbox_preds,
-            batch_img_metas=batch_img_metas,
-            cfg=cfg,
-            rescale=rescale,
-            with_nms=with_nms)
+    def _parent_predict_inputs(self, cls_scores: List[Tensor],
+                               bbox_preds: List[Tensor],
+                               obj_preds: List[Tensor], step: int) -> tuple:
+        """Proposals are ranked and NMS-ed on ``o_step`` (default
+        ``o_T``), in place of the RPN's ``o_0``."""
+        return self.step_objectness(obj_preds, step), bbox_preds

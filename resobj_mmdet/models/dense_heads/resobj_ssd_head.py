@@ -4,13 +4,12 @@ objectness."""
 from typing import List, Optional, Sequence, Tuple
 
 import torch.nn as nn
-from mmengine.config import ConfigDict
 from mmengine.model import bias_init_with_prob
 from torch import Tensor
 
 from mmdet.models.dense_heads import SSDHead
 from mmdet.registry import MODELS
-from mmdet.utils import ConfigType, InstanceList, OptInstanceList
+from mmdet.utils import ConfigType
 from .resobj_mixin import ResObjMixin, default_cls_prior
 
 
@@ -140,75 +139,3 @@ class ResObjSSDHead(ResObjMixin, SSDHead):
             bbox_preds.append(reg_conv(feat))
             obj_preds.append(res_obj(feat))
         return cls_scores, bbox_preds, obj_preds
-
-    def loss_by_feat(self,
-                     cls_scores: List[Tensor],
-                     bbox_preds: List[Tensor],
-                     obj_preds: List[Tensor],
-                     batch_gt_instances: InstanceList,
-                     batch_img_metas: List[dict],
-                     batch_gt_instances_ignore: OptInstanceList = None
-                     ) -> dict:
-        """Class and box losses on positives, objectness on every anchor;
-        no mining.
-
-        Args:
-            cls_scores (list[Tensor]): Per level, (N, A_l*K, H, W).
-            bbox_preds (list[Tensor]): Per level, (N, A_l*4, H, W).
-            obj_preds (list[Tensor]): Per level, (N, (T+1)*A_l, H, W).
-            batch_gt_instances (list[:obj:`InstanceData`]): GT per image.
-            batch_img_metas (list[dict]): Image meta information.
-            batch_gt_instances_ignore (list[:obj:`InstanceData`], optional):
-                Ignored (crowd) boxes per image.
-
-        Returns:
-            dict[str, Tensor]: ``loss_cls`` and ``loss_bbox`` (all levels),
-            ``loss_obj`` and ``loss_res1..T``.
-        """
-        (anchors, labels, label_weights, bbox_targets, bbox_weights,
-         avg_factor) = self._anchor_targets(cls_scores, batch_gt_instances,
-                                            batch_img_metas,
-                                            batch_gt_instances_ignore)
-        # AnchorHead's class + box loss (SSD's own mines), all levels at once.
-        loss_cls, loss_bbox = self._loss_all_levels(
-            cls_scores, bbox_preds, anchors, labels, label_weights,
-            bbox_targets, bbox_weights, avg_factor)
-        losses = dict(loss_cls=loss_cls, loss_bbox=loss_bbox)
-        losses.update(
-            self.loss_objectness_by_feat(obj_preds, labels, label_weights,
-                                         avg_factor))
-        return losses
-
-    def predict_by_feat(self,
-                        cls_scores: List[Tensor],
-                        bbox_preds: List[Tensor],
-                        obj_preds: List[Tensor],
-                        batch_img_metas: Optional[List[dict]] = None,
-                        cfg: Optional[ConfigDict] = None,
-                        rescale: bool = False,
-                        with_nms: bool = True,
-                        step: int = -1) -> InstanceList:
-        """Detections scored by ``sigmoid(cls) * sigmoid(o_step)``.
-
-        Args:
-            cls_scores (list[Tensor]): Per level, (N, A_l*K, H, W).
-            bbox_preds (list[Tensor]): Per level, (N, A_l*4, H, W).
-            obj_preds (list[Tensor]): Per level, (N, (T+1)*A_l, H, W).
-            batch_img_metas (list[dict], optional): Image meta information.
-            cfg (ConfigDict, optional): Test config; defaults to test_cfg.
-            rescale (bool): Rescale boxes to the original image size.
-            with_nms (bool): Apply NMS.
-            step (int): Refinement step whose objectness scores the boxes;
-                -1 (default) is ``o_T``.
-
-        Returns:
-            list[:obj:`InstanceData`]: Per image ``scores``, ``labels`` and
-            ``bboxes``.
-        """
-        return super().predict_by_feat(
-            self.joint_scores(cls_scores, obj_preds, step),
-            bbox_preds,
-            batch_img_metas=batch_img_metas,
-            cfg=cfg,
-            rescale=rescale,
-            with_nms=with_nms)

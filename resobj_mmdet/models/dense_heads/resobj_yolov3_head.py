@@ -240,7 +240,10 @@ class ResObjYOLOV3Head(ResObjMixin, YOLOV3Head):
             pred = pred_map.reshape(n, a, self.num_attrib, h, w).clone()
             pred[:, :, 4] = obj
             refined.append(pred.reshape(n, -1, h, w))
-        return super().predict_by_feat(
+        # YOLOv3's own post-processing (ResObjMixin's takes a RetinaNet-style
+        # (cls, bbox, obj) triple).
+        return YOLOV3Head.predict_by_feat(
+            self,
             refined,
             batch_img_metas=batch_img_metas,
             cfg=cfg,

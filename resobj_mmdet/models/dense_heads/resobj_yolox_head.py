@@ -3,7 +3,6 @@
 from typing import List, Optional, Tuple
 
 import torch.nn as nn
-from mmengine.config import ConfigDict
 from torch import Tensor
 
 from mmdet.models.dense_heads import YOLOXHead
@@ -182,8 +181,9 @@ class ResObjYOLOXHead(ResObjMixin, YOLOXHead):
                                       self.num_steps, len(batch_img_metas))
         loss_obj, self.loss_obj = self.loss_obj, recorder
         try:
-            losses = super().loss_by_feat(
-                cls_scores, bbox_preds, self.step_objectness(obj_preds),
+            # YOLOX's own losses (ResObjMixin's are the anchor heads').
+            losses = YOLOXHead.loss_by_feat(
+                self, cls_scores, bbox_preds, self.step_objectness(obj_preds),
                 batch_gt_instances, batch_img_metas,
                 batch_gt_instances_ignore)
         finally:
@@ -199,37 +199,9 @@ class ResObjYOLOXHead(ResObjMixin, YOLOXHead):
                                    num_pos))
         return losses
 
-    def predict_by_feat(self,
-                        cls_scores: List[Tensor],
-                        bbox_preds: List[Tensor],
-                        obj_preds: List[Tensor],
-                        batch_img_metas: Optional[List[dict]] = None,
-                        cfg: Optional[ConfigDict] = None,
-                        rescale: bool = False,
-                        with_nms: bool = True,
-                        step: int = -1) -> InstanceList:
-        """YOLOX's post-processing with ``o_step`` as the objectness.
-
-        Args:
-            cls_scores (list[Tensor]): Per level, (N, K, H, W).
-            bbox_preds (list[Tensor]): Per level, (N, 4, H, W).
-            obj_preds (list[Tensor]): Per level, (N, T+1, H, W).
-            batch_img_metas (list[dict], optional): Image meta information.
-            cfg (ConfigDict, optional): Test config; defaults to test_cfg.
-            rescale (bool): Rescale boxes to the original image size.
-            with_nms (bool): Apply NMS.
-            step (int): Refinement step used as objectness; -1 (default)
-                is ``o_T``.
-
-        Returns:
-            list[:obj:`InstanceData`]: Per image ``scores``, ``labels`` and
-            ``bboxes``; scores are ``sigmoid(cls) * sigmoid(o_step)``.
-        """
-        return super().predict_by_feat(
-            cls_scores,
-            bbox_preds,
-            self.step_objectness(obj_preds, step),
-            batch_img_metas=batch_img_metas,
-            cfg=cfg,
-            rescale=rescale,
-            with_nms=with_nms)
+    def _parent_predict_inputs(self, cls_scores: List[Tensor],
+                               bbox_preds: List[Tensor],
+                               obj_preds: List[Tensor], step: int) -> tuple:
+        """YOLOX's post-processing with ``o_step`` as its objectness, so
+        scores are ``sigmoid(cls) * sigmoid(o_step)``."""
+        return cls_scores, bbox_preds, self.step_objectness(obj_preds, step)

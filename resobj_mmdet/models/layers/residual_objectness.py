@@ -6,8 +6,9 @@ subnet here, while YOLOv3 and the RPN hand in the objectness logit they
 already predict and only use the residual subnets.
 """
 import copy
+import functools
 import math
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -436,6 +437,65 @@ def cumulative_objectness(obj_pred: Tensor, num_anchors: int,
     return blocks.reshape(n, step + 1, num_anchors, h, w).sum(dim=1)
 
 
+@functools.lru_cache(maxsize=64)
+def _anchor_order_index(levels: Tuple[Tuple[int, int, int], ...],
+                        device: torch.device) -> Tensor:
+    """Gather index from level-major ``(a, c, hw)`` order to anchor order.
+
+    Args:
+        levels (tuple): Per level ``(A, C, H*W)``.
+        device (torch.device): Where the index lives.
+
+    Returns:
+        Tensor: (sum_l H*W*A*C, ) int64; entry ``(l, hw, a, c)`` is the
+        position of that value in the levels' maps flattened one after the
+        other as ``(a, c, hw)``. Cached per layout: built on the host once,
+        then reused without an operator.
+    """
+    index, offset = [], 0
+    for a, c, hw in levels:
+        # target (hw, a, c) <- source offset + a*C*HW + c*HW + hw
+        index.append(offset + (torch.arange(a * c).view(1, a * c) * hw +
+                               torch.arange(hw).view(hw, 1)).reshape(-1))
+        offset += a * c * hw
+    return torch.cat(index).to(device)
+
+
+def levels_in_anchor_order(maps: List[Tensor], groups: int,
+                           channels: int) -> Tensor:
+    """Per-level maps as one tensor in mmdet's anchor order.
+
+    Levels with the same number of anchors per position are concatenated
+    and permuted once; levels whose anchor counts differ (SSD) are
+    concatenated as they are and put in anchor order by one gather with a
+    cached index, instead of a permute and a copy per level: a fixed number
+    of operators for any number of levels, forward and backward.
+
+    Args:
+        maps (list[Tensor]): Per level, (N, G*A_l*C, H_l, W_l), channel
+            ``(g*A_l + a)*C + c``.
+        groups (int): ``G``, outer blocks of channels (the ``T+1`` steps of
+            an objectness map; 1 for a class or box map).
+        channels (int): ``C``, values per anchor and group.
+
+    Returns:
+        Tensor: (N, G, sum_l H_l*W_l*A_l, C), anchors ordered as mmdet's
+        anchor generators order them (level, y, x, anchor).
+    """
+    n = maps[0].size(0)
+    if len({m.size(1) for m in maps}) == 1:
+        a = maps[0].size(1) // (groups * channels)
+        flat = torch.cat([m.flatten(2) for m in maps], dim=2)
+        # (N, G, A, C, sum HW) -> (N, G, sum HW, A, C)
+        return flat.view(n, groups, a, channels, -1).permute(
+            0, 1, 4, 2, 3).reshape(n, groups, -1, channels)
+    flat = torch.cat([m.reshape(n, groups, -1) for m in maps], dim=2)
+    index = _anchor_order_index(
+        tuple((m.size(1) // (groups * channels), channels,
+               m.size(2) * m.size(3)) for m in maps), flat.device)
+    return flat.index_select(2, index).view(n, groups, -1, channels)
+
+
 def flatten_objectness(obj_preds: List[Tensor], num_steps: int) -> Tensor:
     """Flatten multi-level step-major ``[o_0, r_1..r_T]`` maps in anchor order.
 
@@ -456,11 +516,5 @@ def flatten_objectness(obj_preds: List[Tensor], num_steps: int) -> Tensor:
         # (N, T+1, A, sum HW) -> (N, T+1, sum HW, A) -> (N, T+1, sum HWA)
         return flat.view(n, num_steps + 1, a, -1).transpose(2, 3).reshape(
             n, num_steps + 1, -1)
-    flat = []
-    for pred in obj_preds:  # SSD: anchors per location differ by level
-        _, c, h, w = pred.shape
-        a = c // (num_steps + 1)
-        # (N, T+1, A, H, W) -> (N, T+1, H, W, A) -> (N, T+1, H*W*A)
-        pred = pred.reshape(n, num_steps + 1, a, h, w).permute(0, 1, 3, 4, 2)
-        flat.append(pred.reshape(n, num_steps + 1, -1))
-    return torch.cat(flat, dim=2)
+    # SSD: anchors per location differ by level
+    return levels_in_anchor_order(obj_preds, num_steps + 1, 1).squeeze(3)

@@ -64,13 +64,37 @@ def test_legacy_checkpoint_gives_the_same_results(fixture, name):
     preds = _tree(old, 'preds')
     for step, per_image in new['preds'].items():
         for i, pred in enumerate(per_image):
-            for key in ('bboxes', 'scores', 'labels'):
-                ref = preds[f'{step}/{i}/{key}']
-                got = pred[key]
-                assert got.shape == ref.shape, (name, step, key)
-                torch.testing.assert_close(
-                    got.to(ref.dtype), ref, rtol=1e-4, atol=1e-4,
-                    msg=f'{name}: step {step} image {i} {key}')
+            ref = {key: preds[f'{step}/{i}/{key}']
+                   for key in ('bboxes', 'scores', 'labels')}
+            _assert_same_detections(pred, ref,
+                                    f'{name}: step {step} image {i}')
+
+
+def _assert_same_detections(got, ref, msg, tie=1e-6):
+    """The same top-k detections, up to the order of tied scores.
+
+    Scores are compared in order (sorted, so ties cannot swap them). Boxes
+    with scores within ``tie`` of each other (a barely initialised head has
+    many) come out of the sort in an order that rests on the last bits of
+    float arithmetic, which differ between CPUs: each detection must match
+    a reference one of the same label, box and tied score. Detections tied
+    with the k-th score are exempt: the top-k cut may keep another one of
+    the tie.
+    """
+    assert got['scores'].shape == ref['scores'].shape, msg
+    torch.testing.assert_close(got['scores'].to(ref['scores'].dtype),
+                               ref['scores'], rtol=1e-4, atol=1e-4, msg=msg)
+    tied = (got['scores'][:, None] - ref['scores'][None]).abs() <= tie
+    same = ((got['bboxes'][:, None].to(ref['bboxes'].dtype) -
+             ref['bboxes'][None]).abs() <= 1e-4 +
+            1e-4 * ref['bboxes'][None].abs()).all(-1) & (
+                got['labels'][:, None] == ref['labels'][None])
+    matched = (tied & same).any(1)
+    if len(ref['scores']):
+        matched |= (got['scores'] - ref['scores'][-1]).abs() <= tie
+    assert matched.all(), (
+        f'{msg}: detections {(~matched).nonzero().flatten().tolist()} '
+        'have no reference detection of the same label and box')
 
 
 def test_grouped_norm_keeps_each_step_apart():

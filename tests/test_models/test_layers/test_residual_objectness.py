@@ -3,7 +3,8 @@ import torch
 
 from resobj_mmdet.models.layers import (ResidualObjectness,
                                         cumulative_objectness,
-                                        flatten_objectness)
+                                        flatten_objectness,
+                                        levels_in_anchor_order)
 
 
 @pytest.mark.parametrize('residual_input', ['objectness', 'class', 'chain'])
@@ -90,6 +91,57 @@ def test_flatten_matches_anchor_order():
     assert flat.shape == (2, t + 1, 3 * 4 * a + a)
     step1 = lvl[:, a:2 * a].permute(0, 2, 3, 1).reshape(2, -1)
     assert torch.equal(flat[:, 1, :24], step1)
+
+
+def _per_level_reference(maps, groups, channels):
+    """The per-level permute that the gather replaces."""
+    out = []
+    for m in maps:
+        n, c, h, w = m.shape
+        a = c // (groups * channels)
+        out.append(m.reshape(n, groups, a, channels, h, w).permute(
+            0, 1, 4, 5, 2, 3).reshape(n, groups, h * w * a, channels))
+    return torch.cat(out, dim=2)
+
+
+@pytest.mark.parametrize('groups, channels', [(1, 4), (3, 1), (2, 3)])
+def test_levels_in_anchor_order_with_different_anchor_counts(
+        groups, channels):
+    # SSD-like: 4, 6 and 4 anchors per position on three levels.
+    torch.manual_seed(0)
+    maps = [
+        torch.randn(2, groups * a * channels, h, w, requires_grad=True)
+        for a, h, w in ((4, 5, 5), (6, 3, 3), (4, 1, 2))
+    ]
+    flat = levels_in_anchor_order(maps, groups, channels)
+    ref = _per_level_reference(maps, groups, channels)
+    assert flat.shape == (2, groups, 25 * 4 + 9 * 6 + 2 * 4, channels)
+    assert torch.equal(flat, ref)
+    # Gradients reach every level's map, each value once.
+    weight = torch.randn_like(flat)
+    grads = torch.autograd.grad((flat * weight).sum(), maps)
+    ref_grads = torch.autograd.grad((ref * weight).sum(), maps)
+    for g, r in zip(grads, ref_grads):
+        assert torch.equal(g, r)
+    # The same layout again reuses the cached index (no new entry).
+    info = levels_in_anchor_order.__globals__['_anchor_order_index']
+    hits = info.cache_info().hits
+    levels_in_anchor_order(maps, groups, channels)
+    assert info.cache_info().hits == hits + 1
+
+
+def test_levels_in_anchor_order_same_anchor_counts():
+    maps = [torch.randn(1, 2 * 3 * 2, h, h) for h in (4, 2, 1)]
+    assert torch.equal(
+        levels_in_anchor_order(maps, 2, 2), _per_level_reference(maps, 2, 2))
+
+
+def test_flatten_objectness_with_different_anchor_counts():
+    t = 2
+    maps = [torch.randn(2, (t + 1) * a, h, h) for a, h in ((4, 3), (6, 2))]
+    assert torch.equal(
+        flatten_objectness(maps, t),
+        _per_level_reference(maps, t + 1, 1).squeeze(3))
 
 
 @pytest.mark.parametrize('value, exc', [(-1, ValueError), (1.5, TypeError),
