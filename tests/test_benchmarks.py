@@ -357,3 +357,45 @@ def test_stats_overlay_adds_the_hook_to_the_config(tmp_path):
         dict(type='NumClassCheckHook'),
         dict(type='ObjectnessStatsHook', interval=5)]
     assert cfg.model.bbox_head.type == 'ResObjHead'
+
+
+def test_count_ops_flops_cache_is_reused(tmp_path, monkeypatch):
+    cache = tmp_path / 'flops.json'
+    argv = ['--families', 'retinanet', '--steps', '0', '--no-lite',
+            '--scale', '0.05', '--batch', '1', '--flops-cache', str(cache),
+            '--out', str(tmp_path / 'a.md')]
+    assert count_ops.main(argv) == 0
+    saved = json.loads(cache.read_text())
+    assert sorted(k.split('|')[1] for k in saved) == ['T=0', 'vanilla']
+    assert all(v > 0 for v in saved.values())
+
+    def no_tracing(*args, **kwargs):
+        raise AssertionError('FLOPs traced although cached')
+
+    monkeypatch.setattr(benchmark_overhead, 'count_flops', no_tracing)
+    argv[-1] = str(tmp_path / 'b.md')
+    assert count_ops.main(argv) == 0
+    assert (tmp_path / 'a.md').read_text() == (tmp_path / 'b.md').read_text()
+    # --no-flops: operator counts only, no FLOP ratio and no verdict.
+    assert count_ops.main(argv[:-4] + ['--no-flops', '--out', argv[-1]]) == 0
+    row = [r for r in (tmp_path / 'b.md').read_text().splitlines()
+           if '| T=0 |' in r][0].split('|')
+    assert row[7].strip() == 'nan' and row[8].strip() == '—'
+
+
+def test_compile_benchmark_attributes_breaks_to_packages():
+    import benchmark_compile
+    from types import SimpleNamespace as Frame
+    stack = [
+        Frame(filename='/x/site-packages/mmengine/model/base.py', lineno=3,
+              name='train_step'),
+        Frame(filename='/x/site-packages/mmdet/models/a.py', lineno=7,
+              name='loss'),
+        Frame(filename='/x/lib/python3.11/functools.py', lineno=1,
+              name='wrapper'),
+    ]
+    # The innermost frame of a known package, not the stdlib's.
+    assert benchmark_compile.attribute(stack) == 'mmdet/models/a.py:7 (loss)'
+    assert benchmark_compile.attribute([]) == 'unknown'
+    with pytest.raises(SystemExit):
+        benchmark_compile.parse_args(['--iters', '0'])
