@@ -514,17 +514,6 @@ class ResObjMixin:
             Tensor: (N, C, sum_l H_l*W_l*A_l, 1), anchors ordered as mmdet's
             anchor generators order them (level, y, x, anchor).
         """
-        num_imgs = maps[0].size(0)
-        if len({m.size(1) for m in maps}) == 1:
-            # The same A on every level: the levels are concatenated before
-            # the one permute, a fixed number of operators for any number
-            # of levels. (N, A*C, sum HW) -> (N, sum HW, A, C).
-            flat = torch.cat([m.flatten(2) for m in maps], dim=2)
-            flat = flat.view(num_imgs, -1, channels, flat.size(2)).permute(
-                0, 3, 1, 2)
-            return flat.reshape(num_imgs, -1, 1, channels).permute(
-                0, 3, 1, 2)
-        # SSD: anchors per location differ by level; one cached gather.
         # (N, 1, sum HWA, C) -> (N, C, sum HWA, 1)
         return levels_in_anchor_order(maps, 1, channels).permute(0, 3, 2, 1)
 

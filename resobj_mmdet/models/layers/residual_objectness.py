@@ -507,14 +507,4 @@ def flatten_objectness(obj_preds: List[Tensor], num_steps: int) -> Tensor:
         Tensor: Shape (N, T+1, sum_l H_l*W_l*A), anchors ordered as mmdet's
         anchor generators order them (level, y, x, anchor).
     """
-    n = obj_preds[0].size(0)
-    if len({p.size(1) for p in obj_preds}) == 1:
-        # The same A on every level: the levels are concatenated before the
-        # one permute, a fixed number of operators for any number of levels.
-        a = obj_preds[0].size(1) // (num_steps + 1)
-        flat = torch.cat([p.flatten(2) for p in obj_preds], dim=2)
-        # (N, T+1, A, sum HW) -> (N, T+1, sum HW, A) -> (N, T+1, sum HWA)
-        return flat.view(n, num_steps + 1, a, -1).transpose(2, 3).reshape(
-            n, num_steps + 1, -1)
-    # SSD: anchors per location differ by level
     return levels_in_anchor_order(obj_preds, num_steps + 1, 1).squeeze(3)
