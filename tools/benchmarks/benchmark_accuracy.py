@@ -161,6 +161,15 @@ BCCD_TRIALS = [
      [f'{RETINA_HEAD}.obj_prior_prob=0.001']),
 ]
 BCCD_RUNS += BCCD_TRIALS
+# YOLOv3-ResObj below its twin (family 'yolov3-trials'): YOLOv3's recipe
+# clips gradients by their global norm (max_norm 35, exceeded at every
+# iteration on BCCD), so the residual subnets' gradients shrink every other
+# parameter's update; ResObjOptimWrapper clips them apart.
+BCCD_RUNS += [
+    ('yolov3-trials', 'ResObj T=2 clip apart',
+     'resobj-yolov3_mobilenetv2_20e_bccd.py',
+     ['optim_wrapper.type=ResObjOptimWrapper']),
+]
 # The BCCD diagnosis trials on the trees' RetinaNet-ResObj (asked for with
 # --families retinanet-trials).
 TREE_RUNS += [(family, variant,
@@ -199,7 +208,7 @@ SUITES = {
         config_dir=BCCD,
         runs=BCCD_RUNS,
         families=['retinanet', 'faster-rcnn', 'yolov3', 'atss',
-                  'retinanet-lr', 'retinanet-trials'],
+                  'retinanet-lr', 'retinanet-trials', 'yolov3-trials'],
         # The stability and trial rows run only when asked for (--families).
         default_families=['retinanet', 'faster-rcnn', 'yolov3', 'atss'],
         epochs=None,  # each recipe's own schedule
@@ -210,7 +219,7 @@ SUITES = {
         data='BCCD blood cells (real microscope images), val split'),
 }
 FAMILIES = ['retinanet', 'yolov3', 'rpn', 'faster-rcnn', 'atss', 'ssd',
-            'yolox', 'retinanet-lr', 'retinanet-trials']
+            'yolox', 'retinanet-lr', 'retinanet-trials', 'yolov3-trials']
 METRICS = {'rpn': 'coco/AR@100'}  # every other family: bbox mAP
 DEFAULT_METRIC = 'coco/bbox_mAP'
 
@@ -413,6 +422,7 @@ LOW_THR_OPTIONS = {
     # YOLOv3 also filters on its objectness before the class score.
     'yolov3': ['model.test_cfg.score_thr={thr}', 'model.test_cfg.conf_thr={thr}'],
 }
+LOW_THR_OPTIONS['yolov3-trials'] = LOW_THR_OPTIONS['yolov3']
 
 
 def low_thr_command(config, work_dir, family, extra, thr=LOW_SCORE_THR):

@@ -179,7 +179,7 @@ class ResObjATSSHead(ResObjMixin, ATSSHead):
                         cfg: Optional[ConfigDict] = None,
                         rescale: bool = False,
                         with_nms: bool = True,
-                        step: int = -1) -> InstanceList:
+                        step: Optional[int] = None) -> InstanceList:
         """Detections scored by ``sigmoid(cls) * sigmoid(o_step) *
         sigmoid(centerness)``.
 
@@ -192,8 +192,9 @@ class ResObjATSSHead(ResObjMixin, ATSSHead):
             cfg (ConfigDict, optional): Test config; defaults to test_cfg.
             rescale (bool): Rescale boxes to the original image size.
             with_nms (bool): Apply NMS.
-            step (int): Refinement step whose objectness scores the boxes;
-                -1 (default) is ``o_T``.
+            step (int, optional): Refinement step whose objectness scores
+                the boxes; -1 is ``o_T``. None (default): the test config's
+                ``objectness_step``, -1 when it has none.
 
         Returns:
             list[:obj:`InstanceData`]: Per image ``scores`` (n, ),

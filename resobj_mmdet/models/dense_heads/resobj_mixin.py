@@ -258,7 +258,7 @@ class ResObjMixin:
                         cfg: Optional[ConfigDict] = None,
                         rescale: bool = False,
                         with_nms: bool = True,
-                        step: int = -1,
+                        step: Optional[int] = None,
                         **kwargs) -> InstanceList:
         """The parent head's post-processing on the refined scores.
 
@@ -276,8 +276,10 @@ class ResObjMixin:
             cfg (ConfigDict, optional): Test config; defaults to test_cfg.
             rescale (bool): Rescale boxes to the original image size.
             with_nms (bool): Apply NMS.
-            step (int): Refinement step whose objectness scores the boxes;
-                -1 (default, the paper's inference) is ``o_T``.
+            step (int, optional): Refinement step whose objectness scores
+                the boxes; -1 is ``o_T`` (the paper's inference). None
+                (default) takes the test config's ``objectness_step``,
+                -1 when it has none.
             **kwargs: Passed to the parent, e.g. ``score_factors`` (ATSS's
                 centerness, multiplied into the score).
 
@@ -287,7 +289,7 @@ class ResObjMixin:
         """
         return super().predict_by_feat(
             *self._parent_predict_inputs(cls_scores, bbox_preds, obj_preds,
-                                         step),
+                                         self._inference_step(step, cfg)),
             batch_img_metas=batch_img_metas,
             cfg=cfg,
             rescale=rescale,
@@ -433,6 +435,27 @@ class ResObjMixin:
                 f'{type(self).__name__}.predict_by_feat: `step` must be an '
                 f'int in [0, {num_steps}] (or negative), got {step!r}')
         return step % (num_steps + 1)
+
+    def _inference_step(self, step: Optional[int],
+                        cfg: Optional[ConfigDict]) -> int:
+        """The step whose objectness scores detections.
+
+        An explicit ``step`` wins; otherwise the test config's
+        ``objectness_step`` (e.g. ``--cfg-options
+        model.bbox_head.test_cfg.objectness_step=0`` to test a checkpoint
+        on ``o_0``), and by default ``-1``: ``o_T``, the paper's inference.
+        """
+        if step is not None:
+            return step
+        cfg = self.test_cfg if cfg is None else cfg
+        step = -1 if cfg is None else cfg.get('objectness_step', -1)
+        try:
+            return self._resolve_step(step)
+        except ValueError:
+            raise ValueError(
+                f'{type(self).__name__}: test_cfg.objectness_step must be '
+                f'an int in [0, {self.num_steps}] (or negative), got '
+                f'{step!r}') from None
 
     def step_objectness(self, obj_preds: List[Tensor],
                         step: int = -1) -> List[Tensor]:

@@ -215,7 +215,7 @@ class ResObjYOLOV3Head(ResObjMixin, YOLOV3Head):
                         cfg: Optional[ConfigDict] = None,
                         rescale: bool = False,
                         with_nms: bool = True,
-                        step: int = -1) -> InstanceList:
+                        step: Optional[int] = None) -> InstanceList:
         """YOLOv3's post-processing with ``o_step`` as the objectness.
 
         Args:
@@ -225,8 +225,9 @@ class ResObjYOLOV3Head(ResObjMixin, YOLOV3Head):
             cfg (ConfigDict, optional): Test config; defaults to test_cfg.
             rescale (bool): Rescale boxes to the original image size.
             with_nms (bool): Apply NMS.
-            step (int): Refinement step used as objectness; -1 (default)
-                is ``o_T``.
+            step (int, optional): Refinement step used as objectness; -1
+                is ``o_T``. None (default): the test config's
+                ``objectness_step``, -1 when it has none.
 
         Returns:
             list[:obj:`InstanceData`]: Per image ``scores``, ``labels`` and
@@ -235,7 +236,9 @@ class ResObjYOLOV3Head(ResObjMixin, YOLOV3Head):
         a = self.num_base_priors
         refined = []
         for pred_map, obj in zip(pred_maps,
-                                 self.step_objectness(obj_preds, step)):
+                                 self.step_objectness(
+                                     obj_preds,
+                                     self._inference_step(step, cfg))):
             n, _, h, w = pred_map.shape
             pred = pred_map.reshape(n, a, self.num_attrib, h, w).clone()
             pred[:, :, 4] = obj

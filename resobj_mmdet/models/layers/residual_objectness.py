@@ -224,6 +224,18 @@ class ResidualObjectness(BaseModule):
             self.res_logits.append(self._logit_conv(out_ch))
             prev_out = out_ch
 
+    def residual_parameters(self) -> List[nn.Parameter]:
+        """Parameters of the residual subnets (towers and logit convs, fused
+        or per step): with ``detach_residual`` only the residual losses
+        train them."""
+        parts = (getattr(self, name, None)
+                 for name in ('res_tower', 'res_logit', 'res_towers',
+                              'res_logits'))
+        return [
+            p for part in parts if isinstance(part, nn.Module)
+            for p in part.parameters()
+        ]
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
                               error_msgs):

@@ -146,9 +146,14 @@ def test_objectness_loss_reaches_class_tower():
     assert flows['res_obj.obj_logit.weight'] and flows['cls_convs.0.conv.weight']
 
 
+@pytest.mark.parametrize('via_test_cfg', [False, True])
 @pytest.mark.parametrize('step', [0, 1, -1])
-def test_predict_score_formula(step):
+def test_predict_score_formula(step, via_test_cfg):
     head = make_head(num_steps=2).eval()
+    kwargs = dict(step=step)
+    if via_test_cfg:  # --cfg-options model.bbox_head.test_cfg.objectness_step
+        head.test_cfg['objectness_step'] = step
+        kwargs = {}
     with torch.no_grad():
         cls_scores, bbox_preds, obj_preds = head(feats())
         # Distinct, spread scores (the freshly initialised ones are flat).
@@ -157,7 +162,7 @@ def test_predict_score_formula(step):
         obj_preds = [torch.randn_like(o) * 3 for o in obj_preds]
         results = head.predict_by_feat(
             cls_scores, bbox_preds, obj_preds, batch_img_metas=IMG_METAS,
-            with_nms=False, step=step)[0]
+            with_nms=False, **kwargs)[0]
     t = step % 3
     expected = []
     for c, o in zip(cls_scores, obj_preds):
@@ -188,6 +193,14 @@ def test_bad_step():
     with pytest.raises(ValueError, match='step'):
         head.predict_by_feat(*head(feats()), batch_img_metas=IMG_METAS,
                              step=2)
+
+
+def test_bad_objectness_step_in_test_cfg():
+    head = make_head(num_steps=1)
+    head.test_cfg['objectness_step'] = 2
+    with pytest.raises(ValueError,
+                       match=r'test_cfg\.objectness_step.*\[0, 1\].*got 2'):
+        head.predict_by_feat(*head(feats()), batch_img_metas=IMG_METAS)
 
 
 def test_softmax_class_loss_rejected():

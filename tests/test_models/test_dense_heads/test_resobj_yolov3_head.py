@@ -203,7 +203,11 @@ def test_predict_uses_last_step():
             o[:, 2:] = -20.0  # o_1 rejects everything below conf_thr
         last = head.predict_by_feat(maps, obj, IMG_METAS)[0]
         first = head.predict_by_feat(maps, obj, IMG_METAS, step=0)[0]
+        head.test_cfg['objectness_step'] = 0
+        from_cfg = head.predict_by_feat(maps, obj, IMG_METAS)[0]
     assert len(last) == 0 and len(first) > 0
+    torch.testing.assert_close(from_cfg.scores, first.scores)
+    torch.testing.assert_close(from_cfg.bboxes, first.bboxes)
 
 
 def test_bad_loss_conf():
