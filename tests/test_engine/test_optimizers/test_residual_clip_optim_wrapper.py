@@ -45,7 +45,7 @@ def test_residual_parameters_are_the_residual_subnets():
     ids = {id(p) for p in residual_parameters(model)}
     names = {n for n, p in model.named_parameters() if id(p) in ids}
     assert names and all(n.startswith('res_obj.res_') for n in names)
-    # o_0 has no subnet of its own here; the shared conv is never residual.
+    # The objectness subnet (o_0) and the shared conv are never residual.
     assert not any(n.startswith('shared') for n in names)
     assert not list(residual_parameters(_Net(detach=False)))
 
@@ -90,7 +90,7 @@ def test_without_runner_model_clips_together_and_without_clip_is_plain():
     total = torch.cat([p.grad.flatten() for p in model.parameters()])
     assert total.norm() == pytest.approx(0.1, rel=1e-3)
 
-    # No clip_grad: step() never clips (mmengine's behaviour).
+    # No clip_grad: nothing to clip apart (mmengine's wrapper skips it).
     model.zero_grad()
     wrapper = build_optim_wrapper(
         model, dict(type='ResObjOptimWrapper',
