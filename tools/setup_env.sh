@@ -80,7 +80,7 @@ if ! have "
 import mmcv; assert mmcv.__version__ == '2.1.0'
 from mmcv.ops import nms, RoIAlign  # the compiled extension
 "; then
-    log "building mmcv 2.1.0 with ops (first time 15-20 min on 2 cores)"
+    log "building mmcv 2.1.0 with ops (first time about 10-25 min on 2 cores)"
     MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
         "${PIP[@]}" --no-build-isolation "mmcv==2.1.0"
     # pip's wheel cache ignores MMCV_WITH_OPS: a cached ops-less build would
