@@ -175,6 +175,14 @@ BCCD_RUNS += [
 TREE_RUNS += [(family, variant,
                'resobj-retinanet_mobilenetv2_fpn_16e_trees.py', extra, *cap)
               for family, variant, _, extra, *cap in BCCD_TRIALS]
+# The clip-apart check on the other two suites before it becomes YOLOv3's
+# default: the trees' YOLOv3 recipe clips at 35 as BCCD's does, the shapes
+# demos clip at 10.
+CLIP_APART = ['optim_wrapper.type=ResObjOptimWrapper']
+TREE_RUNS += [('yolov3-trials', 'ResObj T=2 clip apart',
+               'resobj-yolov3_mobilenetv2_12e_trees.py', CLIP_APART)]
+RUNS += [('yolov3-trials', 'ResObj T=2 clip apart',
+          'resobj-yolov3_r18-w16_12e_shapes.py', CLIP_APART)]
 # COCO metrics of the last evaluation kept beside the main one (BCCD).
 BCCD_METRICS = ('coco/bbox_mAP_50', 'coco/bbox_mAP_75', 'coco/RBC_precision',
                 'coco/WBC_precision', 'coco/Platelets_precision')
@@ -187,7 +195,9 @@ SUITES = {
         config_dir=DEMO,
         runs=RUNS,
         families=['retinanet', 'yolov3', 'rpn', 'faster-rcnn', 'atss', 'ssd',
-                  'yolox'],
+                  'yolox', 'yolov3-trials'],
+        default_families=['retinanet', 'yolov3', 'rpn', 'faster-rcnn', 'atss',
+                          'ssd', 'yolox'],
         epochs=8,
         quick_epochs=2,
         data='Embedded shapes val split'),
@@ -195,7 +205,8 @@ SUITES = {
     dict(
         config_dir=TREES,
         runs=TREE_RUNS,
-        families=['retinanet', 'yolov3', 'faster-rcnn', 'retinanet-trials'],
+        families=['retinanet', 'yolov3', 'faster-rcnn', 'retinanet-trials',
+                  'yolov3-trials'],
         default_families=['retinanet', 'yolov3', 'faster-rcnn'],
         epochs=None,  # each recipe's own schedule
         quick_epochs=2,
