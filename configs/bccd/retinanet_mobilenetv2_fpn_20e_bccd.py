@@ -5,36 +5,15 @@
 # scaled linearly to batch 4. The GHM-C and ResObj twins inherit this file
 # and change only the head's losses.
 _base_ = [
-    'mmdet::_base_/models/retinanet_r50_fpn.py',
+    '../_base_/models/retinanet_mobilenetv2_fpn.py',
     'mmdet::_base_/schedules/schedule_1x.py', './_base_/bccd.py'
 ]
 custom_imports = dict(imports=['resobj_mmdet'], allow_failed_imports=False)
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='MobileNetV2',
-        out_indices=(2, 4, 6),  # strides 8, 16, 32
-        # As mmdet's ResNet recipe: stem frozen, BN statistics frozen.
-        frozen_stages=1,
-        norm_eval=True,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='resobj://mobilenet_v2_imagenet')),
-    # A narrow neck and head (96 channels, 2 tower convs) and three levels:
-    # at 320x240 the cells are 16-117 px, so strides 8-32 with anchors from
-    # 16 px (octave base scale 2) cover the platelets.
-    neck=dict(
-        in_channels=[32, 96, 320],
-        out_channels=96,
-        start_level=0,
-        add_extra_convs=False,
-        num_outs=3),
-    bbox_head=dict(
-        num_classes=3,
-        in_channels=96,
-        feat_channels=96,
-        stacked_convs=2,
-        anchor_generator=dict(octave_base_scale=2, strides=[8, 16, 32])))
+# The model is configs/_base_/models/retinanet_mobilenetv2_fpn.py: at
+# 320x240 the cells are 16-117 px, which its strides 8-32 with anchors from
+# 16 px cover, platelets included.
+model = dict(bbox_head=dict(num_classes=3))
 
 # mmdet's 1x schedule (warm-up included, 500 iterations) stretched to 20
 # epochs of 52 iterations, its steps at 8/12 and 11/12 of training. Fifteen

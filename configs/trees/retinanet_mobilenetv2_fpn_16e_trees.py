@@ -5,35 +5,16 @@
 # scaled linearly to batch 4. The ResObj twin inherits this file and changes
 # only the head.
 _base_ = [
-    'mmdet::_base_/models/retinanet_r50_fpn.py',
+    '../_base_/models/retinanet_mobilenetv2_fpn.py',
     'mmdet::_base_/schedules/schedule_1x.py', './_base_/trees.py'
 ]
 custom_imports = dict(imports=['resobj_mmdet'], allow_failed_imports=False)
 
+# The model is configs/_base_/models/retinanet_mobilenetv2_fpn.py (crowns are
+# 8-106 px: its strides 8-32 with anchors from 16 px cover them), 64 wide.
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='MobileNetV2',
-        out_indices=(2, 4, 6),  # strides 8, 16, 32
-        # As mmdet's ResNet recipe: stem frozen, BN statistics frozen.
-        frozen_stages=1,
-        norm_eval=True,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='resobj://mobilenet_v2_imagenet')),
-    # A narrow neck and head (64 channels, 2 tower convs) and three levels:
-    # crowns are 8-106 px, so strides 8-32 with anchors from 16 px cover them.
-    neck=dict(
-        in_channels=[32, 96, 320],
-        out_channels=64,
-        start_level=0,
-        add_extra_convs=False,
-        num_outs=3),
-    bbox_head=dict(
-        num_classes=1,
-        in_channels=64,
-        feat_channels=64,
-        stacked_convs=2,
-        anchor_generator=dict(octave_base_scale=2, strides=[8, 16, 32])))
+    neck=dict(out_channels=64),
+    bbox_head=dict(num_classes=1, in_channels=64, feat_channels=64))
 
 # mmdet's 1x schedule (warm-up included, 500 iterations) stretched to 16
 # epochs of 74 iterations: its steps at 8/12 and 11/12 of training. Twelve

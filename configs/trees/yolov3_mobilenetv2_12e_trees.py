@@ -4,75 +4,22 @@
 # anchors for 8-106 px crowns, and that config's optimizer: SGD, momentum
 # 0.9, weight decay 5e-4, gradient clipping at norm 35 (YOLOv3's own recipe
 # clips), linear warm-up from 1e-4x, steps at 66 % and 86 % of training.
-# mmdet has no YOLOv3 model base, so the model is stated here. The ResObj
-# twin inherits this file and changes only the head.
+# The model is configs/_base_/models/yolov3_mobilenetv2.py (mmdet's, which
+# mmdet keeps inside its COCO config). The ResObj twin inherits this file
+# and changes only the head.
 _base_ = [
+    '../_base_/models/yolov3_mobilenetv2.py',
     'mmdet::_base_/schedules/schedule_1x.py', './_base_/trees.py'
 ]
 custom_imports = dict(imports=['resobj_mmdet'], allow_failed_imports=False)
 
 model = dict(
-    type='YOLOV3',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size_divisor=32),
-    backbone=dict(
-        type='MobileNetV2',
-        out_indices=(2, 4, 6),
-        # torchvision's ImageNet weights were trained with ReLU6 (mmdet's
-        # COCO config swaps in LeakyReLU for its own checkpoint).
-        init_cfg=dict(
-            type='Pretrained', checkpoint='resobj://mobilenet_v2_imagenet')),
-    neck=dict(
-        type='YOLOV3Neck',
-        num_scales=3,
-        in_channels=[320, 96, 32],
-        out_channels=[96, 96, 96]),
     bbox_head=dict(
-        type='YOLOV3Head',
         num_classes=1,
-        in_channels=[96, 96, 96],
-        out_channels=[96, 96, 96],
         anchor_generator=dict(
-            type='YOLOAnchorGenerator',
             base_sizes=[[(64, 64), (80, 80), (104, 104)],
                         [(36, 36), (44, 44), (52, 52)],
-                        [(14, 14), (20, 20), (28, 28)]],
-            strides=[32, 16, 8]),
-        bbox_coder=dict(type='YOLOBBoxCoder'),
-        featmap_strides=[32, 16, 8],
-        loss_cls=dict(
-            type='CrossEntropyLoss',
-            use_sigmoid=True,
-            loss_weight=1.0,
-            reduction='sum'),
-        loss_conf=dict(
-            type='CrossEntropyLoss',
-            use_sigmoid=True,
-            loss_weight=1.0,
-            reduction='sum'),
-        loss_xy=dict(
-            type='CrossEntropyLoss',
-            use_sigmoid=True,
-            loss_weight=2.0,
-            reduction='sum'),
-        loss_wh=dict(type='MSELoss', loss_weight=2.0, reduction='sum')),
-    train_cfg=dict(
-        assigner=dict(
-            type='GridAssigner',
-            pos_iou_thr=0.5,
-            neg_iou_thr=0.5,
-            min_pos_iou=0)),
-    test_cfg=dict(
-        nms_pre=1000,
-        min_bbox_size=0,
-        score_thr=0.05,
-        conf_thr=0.005,
-        nms=dict(type='nms', iou_threshold=0.45),
-        max_per_img=100))
+                        [(14, 14), (20, 20), (28, 28)]])))
 
 train_batch_size = 4
 train_dataloader = dict(batch_size=train_batch_size)
