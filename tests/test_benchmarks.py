@@ -346,9 +346,9 @@ def test_accuracy_bccd_suite_runs_and_extra_metrics(tmp_path):
     assert '| 0.460 ± 0.071 | 0.800 ± 0.000 | 10, 10 |' in table
 
 
-def test_accuracy_clip_apart_trial_in_every_suite():
-    # The YOLOv3 clip-apart trial runs in every suite, only when asked for,
-    # and differs from its suite's ResObj T=2 row by the optimizer wrapper.
+def test_accuracy_global_clip_trial_in_every_suite():
+    # The YOLOv3 global-clipping trial runs in every suite, only when asked
+    # for, and differs from its suite's ResObj T=2 row by the constructor.
     for suite in ('shapes', 'trees', 'bccd'):
         args = benchmark_accuracy.parse_args(['--suite', suite])
         assert 'yolov3-trials' not in args.families
@@ -357,9 +357,10 @@ def test_accuracy_clip_apart_trial_in_every_suite():
         args = benchmark_accuracy.parse_args(
             ['--suite', suite, '--families', 'yolov3', 'yolov3-trials'])
         runs = {r[1]: r for r in benchmark_accuracy.selected_runs(args)}
-        trial = runs['ResObj T=2 clip apart']
+        trial = runs['ResObj T=2 global clip']
         assert trial[2] == runs['ResObj T=2'][2]
-        assert trial[3] == ['optim_wrapper.type=ResObjOptimWrapper']
+        assert trial[3] == [
+            'optim_wrapper.constructor=DefaultOptimWrapperConstructor']
         assert trial[4] == [0, 1, 2]
 
 

@@ -17,3 +17,8 @@ model = dict(
             loss_weight=1.0,
             res_loss_weight=1.0,
             reduction='sum')))
+
+# YOLOv3's recipe clips gradients by their global norm: clip the residual
+# subnets apart, so that their gradients do not shrink every other update
+# (also under --amp; docs/method.md, "Gradient clipping").
+optim_wrapper = dict(constructor='ResObjOptimWrapperConstructor')

@@ -10,14 +10,23 @@ shrink every other parameter's update: the isolation leaks through the
 optimizer. These wrappers clip the residual subnets' gradients by their own
 norm and everything else by the rest's norm, each with the configured
 ``clip_grad``. Without ``clip_grad`` they are mmengine's wrappers.
+
+Configs select them through ``optim_wrapper.constructor`` rather than
+``optim_wrapper.type``: mmdet's ``tools/train.py --amp`` overwrites the type
+with ``'AmpOptimWrapper'``, which would silently bring back global
+clipping; the constructor maps whichever of mmengine's two wrappers the
+config ends up with to its ResObj counterpart.
 """
-from typing import Iterator, List
+import logging
+from typing import Iterator, List, Optional
 
 import torch
 import torch.nn as nn
-from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.logging import print_log
+from mmengine.optim import (AmpOptimWrapper, DefaultOptimWrapperConstructor,
+                            OptimWrapper)
 
-from mmdet.registry import OPTIM_WRAPPERS
+from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 from ...models.layers import ResidualObjectness
 
 
@@ -84,3 +93,37 @@ class ResObjOptimWrapper(_ResidualClipMixin, OptimWrapper):
 class ResObjAmpOptimWrapper(_ResidualClipMixin, AmpOptimWrapper):
     """:class:`mmengine.optim.AmpOptimWrapper` whose ``clip_grad`` clips the
     residual subnets' gradients by their own norm (see the module doc)."""
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class ResObjOptimWrapperConstructor(DefaultOptimWrapperConstructor):
+    """mmengine's default constructor that builds the ResObj counterpart of
+    the configured wrapper: ``OptimWrapper`` becomes
+    :class:`ResObjOptimWrapper`, ``AmpOptimWrapper`` (also when set by
+    ``--amp``) :class:`ResObjAmpOptimWrapper`.
+
+    Use it as ``optim_wrapper = dict(constructor=
+    'ResObjOptimWrapperConstructor')``; ``paramwise_cfg`` works as with the
+    default constructor. Any other wrapper type is built unchanged, with a
+    warning that its clipping is not kept apart.
+    """
+
+    COUNTERPARTS = {
+        'OptimWrapper': 'ResObjOptimWrapper',
+        'AmpOptimWrapper': 'ResObjAmpOptimWrapper',
+    }
+
+    def __init__(self, optim_wrapper_cfg: dict,
+                 paramwise_cfg: Optional[dict] = None) -> None:
+        optim_wrapper_cfg = optim_wrapper_cfg.copy()
+        type_ = optim_wrapper_cfg.get('type', 'OptimWrapper')
+        if isinstance(type_, str) and type_ in self.COUNTERPARTS:
+            optim_wrapper_cfg['type'] = self.COUNTERPARTS[type_]
+        elif type_ not in self.COUNTERPARTS.values() and type_ not in (
+                ResObjOptimWrapper, ResObjAmpOptimWrapper):
+            print_log(
+                f'ResObjOptimWrapperConstructor: optim_wrapper.type={type_!r}'
+                ' has no ResObj counterpart; its clip_grad clips the residual'
+                ' subnets together with the rest', logger='current',
+                level=logging.WARNING)
+        super().__init__(optim_wrapper_cfg, paramwise_cfg)

@@ -96,3 +96,77 @@ def test_without_runner_model_clips_together_and_without_clip_is_plain():
         model, dict(type='ResObjOptimWrapper',
                     optimizer=dict(type='SGD', lr=0.1)))
     assert not wrapper.clip_grad_kwargs
+
+
+def test_constructor_builds_the_resobj_counterpart(monkeypatch):
+    import mmengine.optim.optimizer.amp_optimizer_wrapper as amp
+
+    import resobj_mmdet.engine.optimizers.residual_clip_optim_wrapper as mod
+    logged = []
+    monkeypatch.setattr(mod, 'print_log',
+                        lambda msg, **kwargs: logged.append(msg))
+    from mmengine.optim import AmpOptimWrapper, OptimWrapper
+
+    from resobj_mmdet.engine.optimizers import ResObjAmpOptimWrapper
+    model = _Net()
+    base = dict(constructor='ResObjOptimWrapperConstructor',
+                optimizer=dict(type='SGD', lr=0.1),
+                clip_grad=dict(max_norm=0.1))
+    # No type (mmengine's default) and 'OptimWrapper': clipped apart.
+    for extra in ({}, dict(type='OptimWrapper')):
+        wrapper = build_optim_wrapper(model, dict(base, **extra))
+        assert type(wrapper) is ResObjOptimWrapper
+        assert wrapper.clip_grad_kwargs == dict(max_norm=0.1)
+    # mmdet's `train.py --amp` sets type='AmpOptimWrapper' and
+    # loss_scale='dynamic' on the config: still clipped apart. (mmengine's
+    # AMP wrapper refuses a machine without an accelerator; its scaler is
+    # disabled here, the class is what is checked.)
+    monkeypatch.setattr(amp, 'is_cuda_available', lambda: True)
+    wrapper = build_optim_wrapper(
+        model, dict(base, type='AmpOptimWrapper', loss_scale='dynamic'))
+    assert type(wrapper) is ResObjAmpOptimWrapper
+    assert isinstance(wrapper, AmpOptimWrapper)
+    # Already a ResObj wrapper: unchanged, no warning.
+    wrapper = build_optim_wrapper(model, dict(base, type='ResObjOptimWrapper'))
+    assert type(wrapper) is ResObjOptimWrapper
+    assert not logged
+
+    # Another wrapper type is built as it is, with a warning naming it.
+    from mmdet.registry import OPTIM_WRAPPERS
+
+    @OPTIM_WRAPPERS.register_module(force=True)
+    class _OtherWrapper(OptimWrapper):
+        pass
+
+    wrapper = build_optim_wrapper(model, dict(base, type='_OtherWrapper'))
+    assert type(wrapper) is _OtherWrapper
+    assert len(logged) == 1
+    assert "optim_wrapper.type='_OtherWrapper'" in logged[0]
+
+
+def test_yolov3_resobj_configs_clip_apart():
+    # Every YOLOv3-ResObj config clips its residual subnets apart, and so
+    # does it under `--amp`; the vanilla twins keep mmdet's constructor.
+    import glob
+    import os.path as osp
+
+    from mmengine.config import Config
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))))
+    paths = sorted(glob.glob(osp.join(repo, 'configs', '*',
+                                      'resobj-yolov3_*.py')))
+    assert len(paths) >= 6
+    for path in paths:
+        cfg = Config.fromfile(path)
+        assert cfg.optim_wrapper.constructor == \
+            'ResObjOptimWrapperConstructor', path
+        assert cfg.optim_wrapper.get('clip_grad'), path
+        twin = path.replace('resobj-yolov3_', 'yolov3_')
+        if osp.exists(twin):  # the demo, tree and BCCD twins
+            vanilla = Config.fromfile(twin)
+            assert 'constructor' not in vanilla.optim_wrapper
+            vanilla.optim_wrapper.pop('type', None)
+            ours = cfg.optim_wrapper.copy()
+            ours.pop('constructor')
+            ours.pop('type', None)
+            assert ours == vanilla.optim_wrapper, path
