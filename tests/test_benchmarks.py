@@ -107,6 +107,24 @@ def test_overhead_benchmark_runs_and_reports(tmp_path, monkeypatch, capsys):
     assert 'aten::' in prof
 
 
+def test_overhead_summary_without_a_vanilla_peak():
+    # A small vanilla step (YOLOX-s) can stay inside the RSS it had: its
+    # peak above that is 0, and the ratio is left out instead of raising.
+    def row(variant, peak, loss):
+        return dict(family='yolox', variant=variant, params=1e6, flops=2e9,
+                    infer=[0.1, 0.1], train=[0.5, 0.5], saved=100,
+                    peak=peak, step_syncs=3, inference_only=False,
+                    loss=loss, loss_syncs=0, loss_sync_ops={})
+
+    rows = benchmark_overhead.summarise(
+        [row('vanilla', [0, 0], []), row('T=2', [2**20, 2**20], [0.001])])
+    assert rows[1]['peak_ratio'] is None and rows[1]['peak_mb'] == 1.0
+    assert rows[1]['targets'] == 'held'
+    rows = benchmark_overhead.summarise(
+        [row('vanilla', [2**20], []), row('T=2', [2**21], [0.001])])
+    assert rows[1]['peak_ratio'] == 2.0
+
+
 # ----------------------------------------------------------------- accuracy
 def test_accuracy_schedule_and_commands():
     args = benchmark_accuracy.parse_args(['--quick'])

@@ -588,8 +588,11 @@ def summarise(rows):
             train_ratio=med(row['train']) / med(base['train']),
             saved_ratio=row['saved'] / base['saved'])
         if None not in row['peak'] and None not in base['peak']:
-            r['peak_ratio'] = med(row['peak']) / med(base['peak'])
             r['peak_mb'] = med(row['peak']) / 2**20
+            # A small model's vanilla step can stay inside the RSS it
+            # already had (peak 0 above it): no ratio then.
+            if med(base['peak']) > 0:
+                r['peak_ratio'] = med(row['peak']) / med(base['peak'])
         if row['loss']:
             r['loss_ms'] = 1e3 * med(row['loss'])
             r['loss_share'] = med(row['loss']) / med(row['train'])
