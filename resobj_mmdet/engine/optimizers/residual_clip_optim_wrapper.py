@@ -117,9 +117,9 @@ class ResObjOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                  paramwise_cfg: Optional[dict] = None) -> None:
         optim_wrapper_cfg = optim_wrapper_cfg.copy()
         type_ = optim_wrapper_cfg.get('type', 'OptimWrapper')
-        if isinstance(type_, str) and type_ in self.COUNTERPARTS:
-            optim_wrapper_cfg['type'] = self.COUNTERPARTS[type_]
-        elif type_ not in self.COUNTERPARTS.values() and type_ not in (
+        optim_wrapper_cfg['type'] = self.COUNTERPARTS.get(type_, type_)
+        if optim_wrapper_cfg['type'] not in (
+                'ResObjOptimWrapper', 'ResObjAmpOptimWrapper',
                 ResObjOptimWrapper, ResObjAmpOptimWrapper):
             print_log(
                 f'ResObjOptimWrapperConstructor: optim_wrapper.type={type_!r}'
