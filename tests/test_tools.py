@@ -1,4 +1,5 @@
-"""tools/: the objectness-statistics plot and the per-step visualisation."""
+"""tools/: the objectness-statistics plot, the gate diagnosis and the
+per-step visualisation."""
 import glob
 import os.path as osp
 import sys
@@ -10,6 +11,7 @@ from mmengine.runner import Runner
 from helpers import DEMO_RESOBJ, REPO, use_tiny_data
 
 sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
+import diagnose_gate  # noqa: E402
 import plot_objectness_stats  # noqa: E402
 import visualize_steps  # noqa: E402
 
@@ -46,6 +48,34 @@ def test_plot_objectness_stats(trained, tmp_path):
 def test_plot_without_stats_names_the_hook(tmp_path):
     with pytest.raises(FileNotFoundError, match='ObjectnessStatsHook'):
         plot_objectness_stats.plot(str(tmp_path), str(tmp_path / 'x.png'))
+
+
+@pytest.mark.parametrize('split', ['train', 'val'])
+def test_diagnose_gate(trained, tmp_path, split):
+    work, ckpt, root = trained
+    cfg = use_tiny_data(Config.fromfile(DEMO_RESOBJ), root, work,
+                        max_iters=3)
+    config = str(tmp_path / 'cfg.py')
+    cfg.dump(config)
+    out = tmp_path / 'gate.json'
+    summary = diagnose_gate.main(
+        [config, ckpt, '--split', split, '--max-images', '4', '--out',
+         str(out)])
+    assert osp.getsize(out) > 0 and 0 < summary['images'] <= 4
+    for t in range(3):  # the demo's T = 2: o_0, o_1, o_2
+        assert 0 < summary[f'obj_pos_t{t}'] < 1
+        assert 0 < summary[f'obj_neg_t{t}'] < 1
+    for t in (1, 2):
+        step = summary[f'step{t}']
+        # The gate keeps every anchor scored at least the weakest positive:
+        # a higher bar (a quantile, the high-quality positives only) keeps
+        # no more anchors; the minimum is at most the positives' mean.
+        assert 0 < step['gate_frac'] <= 1
+        assert step['gate_frac_high_quality'] <= step['gate_frac']
+        assert (step['gate_frac_q0.25'] <= step['gate_frac_q0.1'] <=
+                step['gate_frac'])
+        assert 0 < step['minp'] <= summary[f'obj_pos_t{t - 1}']
+        assert 0.0 <= step['minp_low_quality'] <= 1.0
 
 
 def test_visualize_steps(trained, tmp_path):

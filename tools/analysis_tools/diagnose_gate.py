@@ -13,7 +13,11 @@ the head's own assigner and reports, per refinement step ``t``:
   best anchor: ``min_pos_iou``/``match_low_quality``), and its class;
 - the gate's share under other rules of the same kind: the minimum over
   the positives with IoU >= ``pos_iou_thr`` only, and quantiles of the
-  positives' scores.
+  positives' scores;
+- for every ``t = 0..T`` the mean objectness ``sigmoid(o_t)`` of the
+  positives and of the negatives (``ObjectnessStatsHook``'s ``obj_pos_t{t}``
+  / ``obj_neg_t{t}``, here on any split: ``--split val`` shows how far the
+  training statistics transfer to unseen images).
 
 Prints a table (images averaged) and writes it as json with ``--out``.
 
@@ -86,7 +90,8 @@ def gate_stats(head, outs, samples):
         ``frac`` (T, ) gate share, ``iou``/``low_quality``/``label`` of the
         positive that sets ``minp`` per step, ``frac_hq`` and
         ``frac_q{q}`` (T, ) the gate share under the alternative rules,
-        ``low_quality_share`` of the positives.
+        ``low_quality_share`` of the positives, ``obj_pos``/``obj_neg``
+        (T + 1, ) the mean ``sigmoid(o_t)`` of the positives / negatives.
     """
     import torch
     from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
@@ -132,6 +137,9 @@ def gate_stats(head, outs, samples):
         row = dict(
             minp=[], frac=[], iou=[], low_quality=[], label=[], frac_hq=[],
             low_quality_share=float(low.sum() / pos.sum()),
+            obj_pos=refined[0][:, pos].sigmoid().mean(1).tolist(),
+            obj_neg=(refined[0][:, neg].sigmoid().mean(1).tolist()
+                     if neg.any() else None),
             **{f'frac_q{q}': [] for q in QUANTILES})
         nvalid = float(valid.sum())
         for t in range(1, num_steps + 1):
@@ -176,6 +184,12 @@ def summarise(rows, num_steps, classes):
             step[f'gate_frac_q{q}'] = statistics.mean(r[f'frac_q{q}'][t]
                                                       for r in rows)
         out[f'step{t + 1}'] = step
+    with_neg = [r for r in rows if r['obj_neg'] is not None]
+    for t in range(num_steps + 1):
+        out[f'obj_pos_t{t}'] = statistics.mean(r['obj_pos'][t] for r in rows)
+        if with_neg:
+            out[f'obj_neg_t{t}'] = statistics.mean(r['obj_neg'][t]
+                                                   for r in with_neg)
     return out
 
 
