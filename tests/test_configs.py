@@ -209,15 +209,54 @@ def test_real_image_recipes_carry_the_mmdet_coco_optimizer(recipe):
         assert resobj.train_cfg == vanilla.train_cfg
 
 
+def _sgd_stress_run(cfg, tmp_path, iters):
+    """Train ``cfg`` ``iters`` iterations stressed: no warm-up, twice its
+    lr, no validation or checkpoint; return the per-iteration losses after
+    checking that every one is finite and that the objectness loss fell
+    from its all-anchor start (training moved)."""
+    from mmengine.hooks import Hook
+    from mmengine.runner import Runner
+
+    cfg.train_dataloader.num_workers = 0
+    cfg.train_dataloader.persistent_workers = False
+    for key in ('val_dataloader', 'val_evaluator', 'val_cfg',
+                'test_dataloader', 'test_evaluator', 'test_cfg'):
+        cfg[key] = None
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters)
+    cfg.optim_wrapper.optimizer.lr *= 2
+    cfg.param_scheduler = []
+    cfg.default_hooks.checkpoint = None
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.randomness = dict(seed=0)
+    cfg.visualizer.name = f'visualizer-{tmp_path}'
+
+    class Record(Hook):
+        logs = []
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None,
+                             outputs=None):
+            self.logs.append({k: float(v) for k, v in outputs.items()})
+
+    runner = Runner.from_cfg(cfg)
+    record = Record()
+    runner.register_hook(record)
+    runner.train()
+    assert len(record.logs) == iters
+    assert {'loss_obj', 'loss_res1', 'loss_res2', 'loss_cls',
+            'loss_bbox'} <= set(record.logs[0])
+    bad = [(i, k, v) for i, log in enumerate(record.logs)
+           for k, v in log.items() if not np.isfinite(v)]
+    assert not bad, f'non-finite losses: {bad[:5]}'
+    assert record.logs[-1]['loss_obj'] < record.logs[0]['loss_obj']
+    return record.logs
+
+
 def test_tree_resobj_recipe_keeps_losses_finite_under_sgd(tmp_path,
                                                           monkeypatch):
     """RetinaNet-ResObj's real-image recipe, scaled down (synthetic scenes,
     random backbone, 30 iterations) and stressed: no warm-up and twice the
     recipe's lr, without gradient clipping. Every loss and gradient norm
     stays finite."""
-    from mmengine.hooks import Hook
-    from mmengine.runner import Runner
-
     from helpers import write_voc_scene
     from resobj_mmdet.datasets import tree_crowns as tc
 
@@ -240,38 +279,7 @@ def test_tree_resobj_recipe_keeps_losses_finite_under_sgd(tmp_path,
     ds.prepare = dict(splits=dict(train=['scene'], val=[]),
                       tiling=dict(train=dict(tile=256, stride=128),
                                   val=dict(tile=256, stride=256)))
-    cfg.train_dataloader.num_workers = 0
-    cfg.train_dataloader.persistent_workers = False
-    for key in ('val_dataloader', 'val_evaluator', 'val_cfg',
-                'test_dataloader', 'test_evaluator', 'test_cfg'):
-        cfg[key] = None
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=30)
-    cfg.optim_wrapper.optimizer.lr *= 2
-    cfg.param_scheduler = []
-    cfg.default_hooks.checkpoint = None
-    cfg.work_dir = str(tmp_path / 'work')
-    cfg.randomness = dict(seed=0)
-    cfg.visualizer.name = f'visualizer-{tmp_path}'
-
-    class Record(Hook):
-        logs = []
-
-        def after_train_iter(self, runner, batch_idx, data_batch=None,
-                             outputs=None):
-            self.logs.append({k: float(v) for k, v in outputs.items()})
-
-    runner = Runner.from_cfg(cfg)
-    record = Record()
-    runner.register_hook(record)
-    runner.train()
-    assert len(record.logs) == 30
-    assert {'loss_obj', 'loss_res1', 'loss_res2', 'loss_cls',
-            'loss_bbox'} <= set(record.logs[0])
-    bad = [(i, k, v) for i, log in enumerate(record.logs)
-           for k, v in log.items() if not np.isfinite(v)]
-    assert not bad, f'non-finite losses: {bad[:5]}'
-    # Training moved: the objectness loss fell from its all-anchor start.
-    assert record.logs[-1]['loss_obj'] < record.logs[0]['loss_obj']
+    _sgd_stress_run(cfg, tmp_path, 30)
 
 
 def test_bccd_resobj_recipe_keeps_losses_finite_under_sgd(tmp_path):
@@ -279,9 +287,6 @@ def test_bccd_resobj_recipe_keeps_losses_finite_under_sgd(tmp_path):
     backbone, 20 iterations), stressed as the tree one: no warm-up and
     twice the recipe's lr, no gradient clipping. Every loss stays finite
     and the objectness loss falls."""
-    from mmengine.hooks import Hook
-    from mmengine.runner import Runner
-
     from helpers import write_bccd_clone
 
     root = str(tmp_path / 'BCCD_Dataset') + '/'
@@ -291,38 +296,8 @@ def test_bccd_resobj_recipe_keeps_losses_finite_under_sgd(tmp_path):
     assert cfg.optim_wrapper.get('clip_grad') is None
     cfg.model.backbone.init_cfg = None
     cfg.train_dataloader.dataset.data_root = root
-    cfg.train_dataloader.num_workers = 0
-    cfg.train_dataloader.persistent_workers = False
     cfg.train_dataloader.batch_size = 2
-    for key in ('val_dataloader', 'val_evaluator', 'val_cfg',
-                'test_dataloader', 'test_evaluator', 'test_cfg'):
-        cfg[key] = None
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=20)
-    cfg.optim_wrapper.optimizer.lr *= 2
-    cfg.param_scheduler = []
-    cfg.default_hooks.checkpoint = None
-    cfg.work_dir = str(tmp_path / 'work')
-    cfg.randomness = dict(seed=0)
-    cfg.visualizer.name = f'visualizer-{tmp_path}'
-
-    class Record(Hook):
-        logs = []
-
-        def after_train_iter(self, runner, batch_idx, data_batch=None,
-                             outputs=None):
-            self.logs.append({k: float(v) for k, v in outputs.items()})
-
-    runner = Runner.from_cfg(cfg)
-    record = Record()
-    runner.register_hook(record)
-    runner.train()
-    assert len(record.logs) == 20
-    assert {'loss_obj', 'loss_res1', 'loss_res2', 'loss_cls',
-            'loss_bbox'} <= set(record.logs[0])
-    bad = [(i, k, v) for i, log in enumerate(record.logs)
-           for k, v in log.items() if not np.isfinite(v)]
-    assert not bad, f'non-finite losses: {bad[:5]}'
-    assert record.logs[-1]['loss_obj'] < record.logs[0]['loss_obj']
+    _sgd_stress_run(cfg, tmp_path, 20)
 
 
 # The real-image configs test at their data's own scale, with no TTA.

@@ -9,12 +9,12 @@ from torch import Tensor
 
 from mmdet.models.dense_heads import ATSSHead
 from mmdet.registry import MODELS
-from mmdet.utils import ConfigType, InstanceList, OptInstanceList, reduce_mean
-from .resobj_mixin import ResObjMixin
+from mmdet.utils import InstanceList, OptInstanceList, reduce_mean
+from .resobj_mixin import TowerResObjMixin
 
 
 @MODELS.register_module()
-class ResObjATSSHead(ResObjMixin, ATSSHead):
+class ResObjATSSHead(TowerResObjMixin, ATSSHead):
     """ATSS head with imbalance transfer and residual objectness.
 
     Everything ATSS adds to RetinaNet stays: the adaptive training sample
@@ -35,48 +35,12 @@ class ResObjATSSHead(ResObjMixin, ATSSHead):
     of one object, as in ATSS.
 
     Args:
-        num_classes (int): Number of object classes ``K``.
-        in_channels (int): Input feature channels.
-        residual_objectness (dict): Config of the refinement module, as in
-            :class:`ResObjHead`.
-        loss_objectness (dict): Config of the objectness loss, over
-            :data:`POSITIVE_NORMALISED_LOSS` (weights 0.5, running
-            normaliser): a config states only what it changes.
-        loss_cls (dict): Class loss on positives; must be a sigmoid loss.
-        cls_prior_prob (float, optional): Prior of the class bias; None uses
-            ``1/K`` (see :class:`ResObjHead`).
-        init_cfg (dict, optional): Defaults to ATSS's Normal(0, 0.01) with
-            the class bias from ``cls_prior_prob``.
-        **kwargs: :class:`ATSSHead` arguments.
+        See :class:`TowerResObjMixin`; ``**kwargs`` are :class:`ATSSHead`'s.
+        ``init_cfg`` defaults to ATSS's Normal(0, 0.01) with the class bias
+        from ``cls_prior_prob``.
     """
 
-    def __init__(self,
-                 num_classes: int,
-                 in_channels: int,
-                 residual_objectness: ConfigType = dict(
-                     type='ResidualObjectness', num_steps=2),
-                 loss_objectness: ConfigType = dict(
-                     type='ResidualObjectnessLoss'),
-                 loss_cls: ConfigType = dict(
-                     type='CrossEntropyLoss',
-                     use_sigmoid=True,
-                     loss_weight=1.0),
-                 cls_prior_prob: Optional[float] = None,
-                 init_cfg: Optional[dict] = None,
-                 **kwargs) -> None:
-        init_cfg = self._imbalance_transfer_init_cfg(
-            num_classes, loss_cls, cls_prior_prob, init_cfg, 'atss_cls')
-        self._set_residual_objectness_cfg(residual_objectness)
-        super().__init__(
-            num_classes, in_channels, loss_cls=loss_cls, init_cfg=init_cfg,
-            **kwargs)
-        self.loss_objectness = MODELS.build(
-            self._positive_normalised_loss(loss_objectness))
-
-    def _init_layers(self) -> None:
-        """ATSS's towers and branches plus the refinement module."""
-        super()._init_layers()
-        self.res_obj = self._build_tower_residual_objectness()
+    cls_conv_name = 'atss_cls'
 
     def forward_single(self, x: Tensor, scale: Scale) -> Sequence[Tensor]:
         """Forward one feature level.
@@ -91,12 +55,7 @@ class ResObjATSSHead(ResObjMixin, ATSSHead):
             (N, A, H, W) and ``obj_pred`` (N, (T+1)*A, H, W)
             ``[o_0, r_1..r_T]``.
         """
-        cls_feat = x
-        reg_feat = x
-        for cls_conv in self.cls_convs:
-            cls_feat = cls_conv(cls_feat)
-        for reg_conv in self.reg_convs:
-            reg_feat = reg_conv(reg_feat)
+        cls_feat, reg_feat = self._tower_feats(x)
         bbox_pred = scale(self.atss_reg(reg_feat)).float()
         return (self.atss_cls(cls_feat), bbox_pred,
                 self.atss_centerness(reg_feat), self.res_obj(cls_feat))

@@ -14,7 +14,7 @@ from mmdet.models.dense_heads import AnchorHead
 from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import cat_boxes, get_box_tensor, stack_boxes
-from mmdet.utils import InstanceList, OptInstanceList
+from mmdet.utils import ConfigType, InstanceList, OptInstanceList
 from ..layers.residual_objectness import (cumulative_objectness,
                                            flatten_objectness,
                                            levels_in_anchor_order)
@@ -65,6 +65,12 @@ POSITIVE_NORMALISED_LOSS = dict(
     avg_factor_momentum=0.9)
 
 
+# The class loss of imbalance transfer (sigmoid BCE, applied to positives
+# only): the default of every head with a class branch of its own.
+POSITIVE_CLS_LOSS = dict(
+    type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)
+
+
 def default_cls_prior(num_classes: int) -> float:
     """Prior of P(class | object).
 
@@ -110,6 +116,20 @@ class ResObjMixin:
             return dict(loss_objectness)  # another loss: its own defaults
         cfg.update(loss_objectness)
         return cfg
+
+    def _check_residual_objectness_loss(self, loss_cfg: dict,
+                                        field: str) -> None:
+        """Raise naming ``field`` unless ``loss_cfg`` builds a
+        :class:`ResidualObjectnessLoss` (heads that replace their parent's
+        objectness loss in place: YOLOv3's ``loss_conf``, YOLOX's
+        ``loss_obj``)."""
+        loss_type = loss_cfg.get('type')
+        if not isinstance(loss_type, type):
+            loss_type = MODELS.get(loss_type)
+        if loss_type is not ResidualObjectnessLoss:
+            raise ValueError(
+                f'{type(self).__name__}: `{field}` must be a '
+                f'ResidualObjectnessLoss config, got {loss_cfg}')
 
     def _check_sigmoid_cls(self, loss_cls: dict) -> None:
         """Imbalance transfer needs a sigmoid class loss (background is
@@ -309,17 +329,6 @@ class ResObjMixin:
             cfg.setdefault(key, value)
         cfg.update(fixed)
         return MODELS.build(cfg)
-
-    def _build_tower_residual_objectness(self):
-        """The :class:`ResidualObjectness` of a head with class and box
-        towers (RetinaNet, ATSS): it reads the class tower's output, and its
-        hidden convs default to the tower's width."""
-        return self._build_residual_objectness(
-            dict(
-                in_channels=self.feat_channels
-                if self.stacked_convs > 0 else self.in_channels,
-                num_anchors=self.num_base_priors),
-            feat_channels=self.feat_channels)
 
     def _drop_degenerate_gts(self,
                              batch_gt_instances: InstanceList,
@@ -661,3 +670,86 @@ class ResObjMixin:
         obj_labels = ((labels >= 0) & (labels < self.num_classes)).float()
         return self.objectness_losses(self.loss_objectness, obj_preds,
                                       obj_labels, label_weights, avg_factor)
+
+
+class TowerResObjMixin(ResObjMixin):
+    """:class:`ResObjMixin` for heads with a class and a box tower
+    (RetinaNet, ATSS): the shared constructor, the refinement module on the
+    class tower and the towers' forward.
+
+    A head sets :attr:`cls_conv_name`, the name of its class logit conv
+    (whose bias gets the P(class | object) prior), and builds its outputs
+    from :meth:`_tower_feats`.
+
+    Args:
+        num_classes (int): Number of object classes ``K``.
+        in_channels (int): Input feature channels.
+        residual_objectness (dict): Config of the refinement module; its
+            ``in_channels``, ``num_anchors`` and (unless given)
+            ``feat_channels`` are filled in by the head.
+            Defaults to ``dict(type='ResidualObjectness', num_steps=2)``.
+        loss_objectness (dict): Config of the objectness loss, over
+            :data:`POSITIVE_NORMALISED_LOSS` (weights 0.5, running
+            normaliser): a config states only what it changes.
+        loss_cls (dict): Class loss, applied to positive anchors only. Must be
+            a sigmoid loss. Defaults to sigmoid ``CrossEntropyLoss``.
+        cls_prior_prob (float, optional): Prior of the class logit bias;
+            None uses :func:`default_cls_prior`. Used only when ``init_cfg``
+            is None.
+        init_cfg (dict, optional): Defaults to Normal(0, 0.01) convs with
+            the class bias from ``cls_prior_prob``.
+        **kwargs: The parent head's arguments.
+    """
+
+    cls_conv_name: str  # set by the head, e.g. 'retina_cls'
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 residual_objectness: ConfigType = dict(
+                     type='ResidualObjectness', num_steps=2),
+                 loss_objectness: ConfigType = dict(
+                     type='ResidualObjectnessLoss'),
+                 loss_cls: ConfigType = POSITIVE_CLS_LOSS,
+                 cls_prior_prob: Optional[float] = None,
+                 init_cfg: Optional[dict] = None,
+                 **kwargs) -> None:
+        init_cfg = self._imbalance_transfer_init_cfg(
+            num_classes, loss_cls, cls_prior_prob, init_cfg,
+            self.cls_conv_name)
+        self._set_residual_objectness_cfg(residual_objectness)
+        super().__init__(
+            num_classes, in_channels, loss_cls=loss_cls, init_cfg=init_cfg,
+            **kwargs)
+        self.loss_objectness = MODELS.build(
+            self._positive_normalised_loss(loss_objectness))
+
+    def _init_layers(self) -> None:
+        """The parent's towers and branches plus the refinement module,
+        which reads the class tower's output; its hidden convs default to
+        the tower's width."""
+        super()._init_layers()
+        self.res_obj = self._build_residual_objectness(
+            dict(
+                in_channels=self.feat_channels
+                if self.stacked_convs > 0 else self.in_channels,
+                num_anchors=self.num_base_priors),
+            feat_channels=self.feat_channels)
+
+    def _tower_feats(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """Run the class and box towers on one level.
+
+        Args:
+            x (Tensor): Features of shape (N, C, H, W).
+
+        Returns:
+            tuple[Tensor]: ``cls_feat`` and ``reg_feat``, each
+            (N, feat_channels, H, W) (``x`` itself with no tower convs).
+        """
+        cls_feat = x
+        reg_feat = x
+        for cls_conv in self.cls_convs:
+            cls_feat = cls_conv(cls_feat)
+        for reg_conv in self.reg_convs:
+            reg_feat = reg_conv(reg_feat)
+        return cls_feat, reg_feat

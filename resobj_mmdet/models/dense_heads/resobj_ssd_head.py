@@ -10,7 +10,7 @@ from torch import Tensor
 from mmdet.models.dense_heads import SSDHead
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType
-from .resobj_mixin import ResObjMixin, default_cls_prior
+from .resobj_mixin import POSITIVE_CLS_LOSS, ResObjMixin, default_cls_prior
 
 
 @MODELS.register_module()
@@ -64,10 +64,7 @@ class ResObjSSDHead(ResObjMixin, SSDHead):
                      feat_channels=256),
                  loss_objectness: ConfigType = dict(
                      type='ResidualObjectnessLoss'),
-                 loss_cls: ConfigType = dict(
-                     type='CrossEntropyLoss',
-                     use_sigmoid=True,
-                     loss_weight=1.0),
+                 loss_cls: ConfigType = POSITIVE_CLS_LOSS,
                  loss_bbox: Optional[ConfigType] = None,
                  cls_prior_prob: Optional[float] = None,
                  train_cfg: Optional[ConfigType] = None,

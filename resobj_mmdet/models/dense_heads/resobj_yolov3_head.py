@@ -11,7 +11,6 @@ from mmdet.models.dense_heads import YOLOV3Head
 from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
-from ..losses import ResidualObjectnessLoss
 from .resobj_mixin import ResObjMixin
 
 
@@ -60,13 +59,7 @@ class ResObjYOLOV3Head(ResObjMixin, YOLOV3Head):
                      res_loss_weight=1.0,
                      reduction='sum'),
                  **kwargs) -> None:
-        loss_type = loss_conf.get('type')
-        if not isinstance(loss_type, type):
-            loss_type = MODELS.get(loss_type)
-        if loss_type is not ResidualObjectnessLoss:
-            raise ValueError(
-                'ResObjYOLOV3Head: `loss_conf` must be a '
-                f'ResidualObjectnessLoss config, got {loss_conf}')
+        self._check_residual_objectness_loss(loss_conf, 'loss_conf')
         self._set_residual_objectness_cfg(residual_objectness)
         super().__init__(
             num_classes, in_channels, loss_conf=loss_conf, **kwargs)

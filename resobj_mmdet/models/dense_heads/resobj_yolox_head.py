@@ -10,7 +10,6 @@ from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
 from mmdet.utils import (ConfigType, InstanceList, OptInstanceList,
                          reduce_mean)
-from ..losses import ResidualObjectnessLoss
 from .resobj_mixin import ResObjMixin
 
 
@@ -92,13 +91,7 @@ class ResObjYOLOXHead(ResObjMixin, YOLOXHead):
                      loss_weight=1.0,
                      res_loss_weight=1.0),
                  **kwargs) -> None:
-        loss_type = loss_obj.get('type')
-        if not isinstance(loss_type, type):
-            loss_type = MODELS.get(loss_type)
-        if loss_type is not ResidualObjectnessLoss:
-            raise ValueError(
-                'ResObjYOLOXHead: `loss_obj` must be a '
-                f'ResidualObjectnessLoss config, got {loss_obj}')
+        self._check_residual_objectness_loss(loss_obj, 'loss_obj')
         self._set_residual_objectness_cfg(residual_objectness)
         super().__init__(
             num_classes, in_channels, loss_obj=loss_obj, **kwargs)
