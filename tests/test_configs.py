@@ -148,6 +148,13 @@ BCCD_RECIPES = {
                   0.01 * 4 / 16),
     'ghm': ('retinanet_mobilenetv2_fpn_ghm-20e_bccd.py', [],
             'mmdet::ghm/retinanet_r50_fpn_ghm-1x_coco.py', 0.01 * 4 / 16),
+    # The same recipes trained to convergence (40 epochs).
+    'retinanet-40e': ('retinanet_mobilenetv2_fpn_40e_bccd.py',
+                      ['resobj-retinanet_mobilenetv2_fpn_40e_bccd.py'],
+                      'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+                      0.01 * 4 / 16),
+    'ghm-40e': ('retinanet_mobilenetv2_fpn_ghm-40e_bccd.py', [],
+                'mmdet::ghm/retinanet_r50_fpn_ghm-1x_coco.py', 0.01 * 4 / 16),
     'faster-rcnn': ('faster-rcnn_mobilenetv2_fpn_20e_bccd.py',
                     ['resobj-faster-rcnn_mobilenetv2_fpn_20e_bccd.py'],
                     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
