@@ -316,7 +316,7 @@ def test_accuracy_bccd_suite_runs_and_extra_metrics(tmp_path):
     # Stability and trial rows only when asked for.
     args = benchmark_accuracy.parse_args(
         ['--suite', 'bccd', '--families', 'retinanet-lr', 'retinanet-trials'])
-    assert len(benchmark_accuracy.selected_runs(args)) == 7
+    assert len(benchmark_accuracy.selected_runs(args)) == 8
 
     # The second evaluation of a finished run, at score_thr 0.001.
     work = tmp_path / 'run'
@@ -380,6 +380,31 @@ def test_accuracy_global_clip_trial_in_every_suite():
         assert trial[3] == [
             'optim_wrapper.constructor=DefaultOptimWrapperConstructor']
         assert trial[4] == [0, 1, 2]
+
+
+def test_bccd_ghmc_only_trial_differs_from_focal_loss_by_the_class_loss():
+    # The trial isolates GHM-C: mmdet's GHM recipe with RetinaNet's L1 box
+    # loss and without its clipping is the focal-loss recipe with another
+    # class loss, nothing else.
+    from mmengine.config import Config, DictAction
+
+    args = benchmark_accuracy.parse_args(
+        ['--suite', 'bccd', '--families', 'retinanet-trials', '--variants',
+         'GHM-C only'])
+    (_, _, config, extra, seeds), = benchmark_accuracy.selected_runs(args)
+    assert seeds == [0, 1, 2]
+    trial = Config.fromfile(osp.join(REPO, 'configs/bccd', config))
+    trial.merge_from_dict(
+        {k: DictAction._parse_iterable(v)
+         for k, v in (o.split('=', 1) for o in extra)})
+    focal = Config.fromfile(
+        osp.join(REPO, 'configs/bccd/retinanet_mobilenetv2_fpn_20e_bccd.py'))
+    assert trial.model.bbox_head.pop('loss_cls').type == 'GHMC'
+    assert focal.model.bbox_head.pop('loss_cls').type == 'FocalLoss'
+    assert trial.model.bbox_head.loss_bbox == dict(type='L1Loss',
+                                                   loss_weight=1.0)
+    assert trial.optim_wrapper.pop('clip_grad') is None
+    assert trial.to_dict() == focal.to_dict()
 
 
 @pytest.mark.parametrize('name', [

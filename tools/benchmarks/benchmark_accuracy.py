@@ -159,6 +159,15 @@ BCCD_TRIALS = [
     ('retinanet-trials', 'ResObj T=2 prior 0.001',
      'resobj-retinanet_mobilenetv2_fpn_20e_bccd.py',
      [f'{RETINA_HEAD}.obj_prior_prob=0.001']),
+    # mmdet's GHM recipe changes three things (GHM-C, GHM-R, clipping at
+    # 35); ResObj replaces only the class loss. This row keeps RetinaNet's
+    # L1 box loss and no clipping, so GHM-C is compared on its own.
+    ('retinanet-trials', 'GHM-C only',
+     'retinanet_mobilenetv2_fpn_ghm-20e_bccd.py',
+     ['model.bbox_head.loss_bbox._delete_=True',
+      'model.bbox_head.loss_bbox.type=L1Loss',
+      'model.bbox_head.loss_bbox.loss_weight=1.0',
+      'optim_wrapper.clip_grad=None']),
 ]
 BCCD_RUNS += BCCD_TRIALS
 # YOLOv3's recipe clips gradients by their global norm (max_norm 35,
