@@ -405,6 +405,13 @@ def test_bccd_ghmc_only_trial_differs_from_focal_loss_by_the_class_loss():
                                                    loss_weight=1.0)
     assert trial.optim_wrapper.pop('clip_grad') is None
     assert trial.to_dict() == focal.to_dict()
+    # The trees get only the trials of RetinaNet-ResObj, on their config.
+    args = benchmark_accuracy.parse_args(
+        ['--suite', 'trees', '--families', 'retinanet-trials'])
+    runs = benchmark_accuracy.selected_runs(args)
+    assert 'GHM-C only' not in {r[1] for r in runs}
+    assert {r[2] for r in runs} == {
+        'resobj-retinanet_mobilenetv2_fpn_16e_trees.py'}
 
 
 @pytest.mark.parametrize('name', [

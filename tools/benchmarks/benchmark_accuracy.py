@@ -178,11 +178,13 @@ BCCD_RUNS += BCCD_TRIALS
 CLIP_TOGETHER = ['optim_wrapper.constructor=DefaultOptimWrapperConstructor']
 BCCD_RUNS += [('yolov3-trials', 'ResObj T=2 global clip',
                'resobj-yolov3_mobilenetv2_20e_bccd.py', CLIP_TOGETHER)]
-# The BCCD diagnosis trials on the trees' RetinaNet-ResObj (asked for with
-# --families retinanet-trials).
+# The BCCD diagnosis trials of RetinaNet-ResObj on the trees' RetinaNet-
+# ResObj (asked for with --families retinanet-trials); the trials of other
+# recipes (GHM-C only) stay on BCCD.
 TREE_RUNS += [(family, variant,
                'resobj-retinanet_mobilenetv2_fpn_16e_trees.py', extra, *cap)
-              for family, variant, _, extra, *cap in BCCD_TRIALS]
+              for family, variant, config, extra, *cap in BCCD_TRIALS
+              if config.startswith('resobj-retinanet')]
 TREE_RUNS += [('yolov3-trials', 'ResObj T=2 global clip',
                'resobj-yolov3_mobilenetv2_12e_trees.py', CLIP_TOGETHER)]
 RUNS += [('yolov3-trials', 'ResObj T=2 global clip',
