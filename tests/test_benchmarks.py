@@ -417,7 +417,9 @@ def test_bccd_ghmc_only_trial_differs_from_focal_loss_by_the_class_loss():
 @pytest.mark.parametrize('name', [
     'retinanet_mobilenetv2_fpn_{}_bccd.py',
     'retinanet_mobilenetv2_fpn_ghm-{}_bccd.py',
-    'resobj-retinanet_mobilenetv2_fpn_{}_bccd.py'])
+    'resobj-retinanet_mobilenetv2_fpn_{}_bccd.py',
+    'faster-rcnn_mobilenetv2_fpn_{}_bccd.py',
+    'resobj-faster-rcnn_mobilenetv2_fpn_{}_bccd.py'])
 def test_bccd_40e_configs_are_the_benchmarks_40_epoch_runs(name):
     # docs/benchmarks.md reports `--suite bccd --epochs 40` runs of the 20e
     # configs as the 40e configs' results: the two must be one training.

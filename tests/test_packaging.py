@@ -133,3 +133,23 @@ def test_wheel_in_another_project(tmp_path, tiny_shapes):
                             text=True)
     assert search.returncode == 0, (search.stdout + search.stderr)[-3000:]
     assert 'resobj-retinanet_mobilenetv2_fpn_20e_bccd' in search.stdout
+
+
+@pytest.mark.skipif(sys.prefix == sys.base_prefix,
+                    reason='not running in a virtual environment')
+def test_setup_env_rerun_with_a_relative_venv_only_checks(tmp_path):
+    # README: a second run of tools/setup_env.sh "only checks versions".
+    # Its checks run from /, so a relative VENV (as users type it) must be
+    # made absolute, or every check fails and it reinstalls, rebuilding
+    # mmcv. This interpreter's environment is the one setup_env.sh built.
+    os.symlink(sys.prefix, tmp_path / 'env')
+    env = dict(os.environ, VENV='env', WITH_DEPLOY='0')
+    run = subprocess.run(['bash', osp.join(REPO, 'tools', 'setup_env.sh')],
+                         cwd=tmp_path, env=env, capture_output=True,
+                         text=True)
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log[-3000:]
+    assert 'already present: kept' in log
+    assert '[setup] installing' not in log and 'building' not in log, log
+    used = re.search(r'\(venv: (.+)\)', log).group(1)
+    assert osp.isabs(used) and osp.samefile(used, sys.prefix)

@@ -19,6 +19,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
+# Absolute: the checks below run from / (a relative VENV would fail them all
+# and reinstall, or rebuild mmcv, on every run).
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 PYTHON_BIN="${PYTHON_BIN:-python3}"
 
