@@ -295,10 +295,12 @@ def test_count_ops_counts_every_call_and_attributes_them(tmp_path):
         assert row[7] == ('yes' if ratio <= flop_ratio + 5e-4 else 'no')
         fwd, bwd = (int(v) for v in row[8].split(' + '))
         assert 0 < fwd < int(row[2]) and 0 < bwd < int(row[3])
-    # The residual steps cost the loss a few operators each, and the
-    # fused residual subnets the step about as many as the loss's.
+    # The residual steps cost the loss a few operators each (T = 2 adds 34
+    # forward calls on torch 2.13, 41 on torch 2.1, which dispatches more
+    # per op; a per-level loop would repeat them for each of five levels),
+    # and the fused residual subnets the step about as many as the loss's.
     t0, t2 = rows[1], rows[2]
-    assert int(t2[8].split(' + ')[0]) - int(t0[8].split(' + ')[0]) < 40
+    assert int(t2[8].split(' + ')[0]) - int(t0[8].split(' + ')[0]) < 48
     assert int(t2[4]) - int(t0[4]) < 150
 
 

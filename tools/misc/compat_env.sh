@@ -4,7 +4,8 @@
 # Python that setup.py claims, in its own virtual environment, then the
 # test suite there.
 #
-#   bash tools/misc/compat_env.sh                 # Python 3.8 + torch 2.1.2
+#   bash tools/misc/compat_env.sh                 # Python 3.8 + torch 2.1.2,
+#                                                 # the whole suite
 #   bash tools/misc/compat_env.sh -k "not deploy" # pytest arguments pass on
 #
 # Environment (as tools/setup_env.sh, with other defaults):
@@ -36,6 +37,8 @@ else
     fi
     export PYTHON_BIN
 fi
+# The deploy extra too, as tools/test.sh: the whole suite runs there.
+export WITH_DEPLOY="${WITH_DEPLOY:-1}"
 bash "$ROOT/tools/setup_env.sh"
 cd "$ROOT"
 export PATH="$VENV/bin:$PATH"
