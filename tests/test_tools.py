@@ -1,5 +1,5 @@
-"""tools/: the objectness-statistics plot, the gate diagnosis and the
-per-step visualisation."""
+"""tools/: the objectness-statistics plot, the gate diagnosis, the
+proposal recall and the per-step visualisation."""
 import glob
 import os.path as osp
 import sys
@@ -13,6 +13,7 @@ from helpers import DEMO_RESOBJ, REPO, use_tiny_data
 sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
 import diagnose_gate  # noqa: E402
 import plot_objectness_stats  # noqa: E402
+import proposal_recall  # noqa: E402
 import visualize_steps  # noqa: E402
 
 
@@ -76,6 +77,68 @@ def test_diagnose_gate(trained, tmp_path, split):
                 step['gate_frac'])
         assert 0 < step['minp'] <= summary[f'obj_pos_t{t - 1}']
         assert 0.0 <= step['minp_low_quality'] <= 1.0
+
+
+def test_best_ious_is_the_best_of_the_first_k():
+    import torch
+    proposals = torch.tensor([[0., 0., 10., 10.],    # IoU 1 with gt 0
+                              [20., 20., 30., 30.],  # IoU 1 with gt 1
+                              [0., 0., 10., 5.]])    # IoU 0.5 with gt 0
+    gts = torch.tensor([[0., 0., 10., 10.], [20., 20., 30., 30.],
+                        [0., 0., 5., 10.]])
+    best = proposal_recall.best_ious(proposals[[2, 0, 1]], gts, [1, 2, 5])
+    # k = 1: only the IoU-0.5 box; gt 2 overlaps it by 25 / 75.
+    assert torch.allclose(best[0], torch.tensor([0.5, 0.0, 25 / 75]))
+    # k = 2 adds the exact box of gt 0, which covers half of gt 2; k = 5 (more
+    # than there are) all three.
+    assert torch.allclose(best[1], torch.tensor([1.0, 0.0, 0.5]))
+    assert torch.allclose(best[2], torch.tensor([1.0, 1.0, 0.5]))
+    assert proposal_recall.best_ious(proposals[:0], gts, [1]).eq(0).all()
+    summary = proposal_recall.summarise(
+        best, torch.tensor([0, 1, 0]), [1, 2, 5], [0.5, 0.7], ['a', 'b'])
+    assert summary['a']['boxes'] == 2 and summary['all']['boxes'] == 3
+    assert summary['a']['recall@1/0.5'] == 0.5  # gt 0 yes, gt 2 no
+    assert summary['a']['recall@2/0.5'] == 1.0
+    assert summary['a']['recall@2/0.7'] == 0.5
+    assert summary['b']['recall@2/0.5'] == 0.0
+    assert summary['all']['recall@5/0.7'] == pytest.approx(2 / 3)
+    assert summary['a']['best_iou@5'] == pytest.approx(0.75)
+
+
+def test_proposal_recall_of_a_two_stage_checkpoint(tiny_shapes, tmp_path):
+    import torch
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    cfg = use_tiny_data(
+        Config.fromfile(osp.join(
+            REPO, 'configs/demo/resobj-faster-rcnn_r18-w16_fpn_12e_shapes.py')),
+        tiny_shapes, str(tmp_path), max_iters=1)
+    config = str(tmp_path / 'cfg.py')
+    cfg.dump(config)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    ckpt = str(tmp_path / 'init.pth')
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    out = tmp_path / 'recall.json'
+    summary = proposal_recall.main(
+        [config, ckpt, '--topk', '1000', '10', '--out', str(out)])
+    assert osp.getsize(out) > 0 and summary['images'] == 8  # the val split
+    classes = [k for k in summary if k not in ('all', 'images')]
+    assert sum(summary[c]['boxes'] for c in classes) == \
+        summary['all']['boxes'] > 0
+    for row in summary.values():
+        if not isinstance(row, dict) or not row['boxes']:
+            continue
+        for k in (10, 1000):  # sorted, deduplicated
+            assert row[f'recall@{k}/0.7'] <= row[f'recall@{k}/0.5'] <= 1
+        assert row['recall@10/0.5'] <= row['recall@1000/0.5']
+        assert 0 <= row['best_iou@10'] <= row['best_iou@1000'] <= 1
+    one_stage = str(tmp_path / 'retinanet.py')
+    use_tiny_data(Config.fromfile(DEMO_RESOBJ), tiny_shapes, str(tmp_path),
+                  max_iters=1).dump(one_stage)
+    with pytest.raises(SystemExit, match='has no RPN'):
+        proposal_recall.main([one_stage, ckpt])
 
 
 def test_visualize_steps(trained, tmp_path):
