@@ -211,10 +211,15 @@ def main(argv=None):
             if seen >= args.max_images:
                 break
     classes = loader.dataset.metainfo['classes']
-    summary = summarise(rows, head.num_steps, classes)
+    return report(summarise(rows, head.num_steps, classes), args.out)
+
+
+def report(summary, out=None):
+    """Print ``summary`` as json, also write it to ``out`` when given, and
+    return it."""
     print(json.dumps(summary, indent=1))
-    if args.out:
-        with open(args.out, 'w') as f:
+    if out:
+        with open(out, 'w') as f:
             json.dump(summary, f, indent=1)
     return summary
 

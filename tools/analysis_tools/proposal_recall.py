@@ -15,7 +15,7 @@ The RPN objectness decides which anchors become proposals. A class that
 the RoI head detects poorly may be missed already here (low recall) or
 covered only loosely (low best IoU): this tells the two apart.
 
-Prints a table and writes it as json with ``--out``.
+Prints the summary as json and writes it to ``--out``.
 
 Usage::
 
@@ -23,12 +23,11 @@ Usage::
         [--split val] [--topk 100 300 1000] [--ious 0.5 0.7] [--out r.json]
 """
 import argparse
-import json
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from diagnose_gate import build  # noqa: E402
+from diagnose_gate import build, report  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -132,11 +131,7 @@ def main(argv=None):
     summary = summarise(
         torch.cat(bests, dim=1), torch.cat(labels), topk, args.ious, classes)
     summary['images'] = seen
-    print(json.dumps(summary, indent=1))
-    if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(summary, f, indent=1)
-    return summary
+    return report(summary, args.out)
 
 
 if __name__ == '__main__':

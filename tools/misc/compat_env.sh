@@ -15,7 +15,10 @@
 #                    CUDA 12.1 build, ~2.5 GB with its nvidia-* wheels; it
 #                    runs on the CPU)
 #   NEWEST=1         instead: the newest torch and Python 3.11 in
-#                    <repo>/.venv-newest (TORCH_SPEC=torch, no cap)
+#                    <repo>/.venv-newest (TORCH_SPEC=torch, no cap; a
+#                    machine whose pip config caps torch needs
+#                    PIP_CONSTRAINT=/dev/null too). torch >= 2.15 needs
+#                    C++20: setup_env.sh builds mmcv with -std=c++20.
 # mmcv 2.1.0 is built from source against that torch (cached by pip
 # afterwards, like the main environment's). Not part of .ci/run: a fresh
 # run downloads torch (~2.5 GB) and builds mmcv (measured 2645 s on 2 busy
