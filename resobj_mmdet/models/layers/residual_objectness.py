@@ -451,25 +451,29 @@ def cumulative_objectness(obj_pred: Tensor, num_anchors: int,
 
 @functools.lru_cache(maxsize=64)
 def _anchor_order_index(levels: Tuple[Tuple[int, int, int], ...],
-                        device: torch.device) -> Tensor:
-    """Gather index from level-major ``(a, c, hw)`` order to anchor order.
+                        groups: int, device: torch.device) -> Tensor:
+    """Gather index from the levels' flattened maps to anchor order.
 
     Args:
         levels (tuple): Per level ``(A, C, H*W)``.
+        groups (int): ``G``, outer channel blocks of every level's map.
         device (torch.device): Where the index lives.
 
     Returns:
-        Tensor: (sum_l H*W*A*C, ) int64; entry ``(l, hw, a, c)`` is the
-        position of that value in the levels' maps flattened one after the
-        other as ``(a, c, hw)``. Cached per layout: built on the host once,
-        then reused without an operator.
+        Tensor: (G * sum_l H*W*A*C, ) int64; entry ``(g, l, hw, a, c)`` is
+        the position of that value in the levels' maps flattened one after
+        the other, each as ``(g, a, c, hw)``. Cached per layout: built on
+        the host once, then reused without an operator.
     """
-    index, offset = [], 0
-    for a, c, hw in levels:
-        # target (hw, a, c) <- source offset + a*C*HW + c*HW + hw
-        index.append(offset + (torch.arange(a * c).view(1, a * c) * hw +
-                               torch.arange(hw).view(hw, 1)).reshape(-1))
-        offset += a * c * hw
+    index = []
+    for g in range(groups):
+        offset = 0
+        for a, c, hw in levels:
+            # target (g, hw, a, c) <- offset + ((g*A + a)*C + c)*HW + hw
+            index.append(offset + g * a * c * hw +
+                         (torch.arange(a * c).view(1, a * c) * hw +
+                          torch.arange(hw).view(hw, 1)).reshape(-1))
+            offset += groups * a * c * hw
     return torch.cat(index).to(device)
 
 
@@ -479,9 +483,13 @@ def levels_in_anchor_order(maps: List[Tensor], groups: int,
 
     Levels with the same number of anchors per position are concatenated
     and permuted once; levels whose anchor counts differ (SSD) are
-    concatenated as they are and put in anchor order by one gather with a
-    cached index, instead of a permute and a copy per level: a fixed number
-    of operators for any number of levels, forward and backward.
+    flattened whole, concatenated and put in anchor order by one gather
+    with a cached index, instead of a permute and a copy per level: a fixed
+    number of operators for any number of levels, forward and backward.
+    (Flattening each map whole keeps the backward free of copies: a level's
+    gradient is a slice of the concatenation that is viewed back into the
+    map's shape, where an ``(N, G, -1)`` reshape would need a copy per
+    level when ``G > 1``.)
 
     Args:
         maps (list[Tensor]): Per level, (N, G*A_l*C, H_l, W_l), channel
@@ -501,11 +509,11 @@ def levels_in_anchor_order(maps: List[Tensor], groups: int,
         # (N, G, A, C, sum HW) -> (N, G, sum HW, A, C)
         return flat.view(n, groups, a, channels, -1).permute(
             0, 1, 4, 2, 3).reshape(n, groups, -1, channels)
-    flat = torch.cat([m.reshape(n, groups, -1) for m in maps], dim=2)
+    flat = torch.cat([m.flatten(1) for m in maps], dim=1)
     index = _anchor_order_index(
         tuple((m.size(1) // (groups * channels), channels,
-               m.size(2) * m.size(3)) for m in maps), flat.device)
-    return flat.index_select(2, index).view(n, groups, -1, channels)
+               m.size(2) * m.size(3)) for m in maps), groups, flat.device)
+    return flat.index_select(1, index).view(n, groups, -1, channels)
 
 
 def flatten_objectness(obj_preds: List[Tensor], num_steps: int) -> Tensor:

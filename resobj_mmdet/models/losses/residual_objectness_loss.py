@@ -61,46 +61,69 @@ def refine_objectness(logits: Tensor,
     if logits.size(1) == 1:
         return logits, logits.new_zeros((*labels.shape[:1], 0,
                                          labels.shape[1]), dtype=torch.bool)
+    refined, keep = _refine(logits, labels, weights, no_pos_gate, detach_prev,
+                            gate_quantile)
+    return refined, keep[:, 1:]
+
+
+def _refine(logits: Tensor,
+            labels: Tensor,
+            weights: Tensor,
+            no_pos_gate: str,
+            detach_prev: bool,
+            gate_quantile: float,
+            mask_ignored: bool = True) -> Tuple[Tensor, Tensor]:
+    """:func:`refine_objectness` for T >= 1, with the gates of every step
+    as one mask ``keep`` (B, T+1, N): ``[1, S_1..S_T]``.
+
+    The differentiable part is two operators whatever T is: with gradient
+    isolation ``refined = logits * keep + [0, sg(o_0..o_{T-1})]``, without
+    it ``refined = cumsum(logits * keep)``. ``mask_ignored=False`` leaves
+    the ignored anchors in the gates they would have: for a loss that
+    weights them by 0 (the same values and gradients, three operators
+    fewer).
+    """
     valid = weights > 0
     pos = (labels > 0) & valid
     with torch.no_grad():
         values = logits  # no_grad: nothing below is differentiated
-        not_pos = ~pos
         big = torch.finfo(values.dtype).max
-        # minp_t for every step at once, (B, T, 1). masked_fill with Python
-        # scalars: no host-to-device copy (a synchronising one on CUDA).
-        prev_pos = values.cumsum(dim=1)[:, :-1]
+        # minp_t for every step at once, (B, T, 1). Python scalars as fill
+        # values: no host-to-device copy (a synchronising one on CUDA).
+        prev_pos = values[:, :1] if values.size(1) == 2 else \
+            values.cumsum(dim=1)[:, :-1]  # (a cumsum of one step: itself)
         # An image without positives: NaN (quantile) or `big` (minimum),
         # i.e. no anchor in its gates; 'all' opens them to every anchor.
         if gate_quantile > 0:
             minp = torch.nanquantile(
-                prev_pos.masked_fill(not_pos[:, None], float('nan')),
+                prev_pos.masked_fill(~pos[:, None], float('nan')),
                 gate_quantile, dim=2, keepdim=True, interpolation='lower')
             if no_pos_gate == 'all':
                 minp = minp.nan_to_num(nan=-big)
         else:
-            minp = prev_pos.masked_fill(not_pos[:, None],
-                                        big).amin(dim=2, keepdim=True)
+            # inf, not `big`: 'all' then maps it with one operator.
+            minp = torch.where(pos[:, None], prev_pos,
+                               float('inf')).amin(dim=2, keepdim=True)
             if no_pos_gate == 'all':
-                minp = minp.masked_fill(minp == big, -big)
+                minp = minp.nan_to_num(nan=float('nan'), posinf=-big)
         o, *residuals = values.unbind(1)
-        prevs, gates = [], []
+        # keep[:, 0] (o_0 itself) is all ones; ignored anchors leave the
+        # gates at the end (they never set minp).
+        prevs, keep = [torch.zeros_like(o)], [torch.ones_like(pos)]
         for t, (r, m) in enumerate(zip(residuals, minp.unbind(1))):
             # `| pos`: the cumulative sum and the step-by-step sum may round
-            # differently; a positive stays in its gate regardless. Ignored
-            # anchors leave the gates at the end (they never set minp).
+            # differently; a positive stays in its gate regardless.
             gate = (o >= m) | pos
             prevs.append(o)
-            gates.append(gate)
+            keep.append(gate)
             if t + 1 < len(residuals):
                 o = torch.where(gate, o + r, o)
-        gates = torch.stack(gates, dim=1) & valid[:, None]
-    res = logits[:, 1:] * gates
+        keep = torch.stack(keep, dim=1)
+        if mask_ignored:
+            keep[:, 1:].bitwise_and_(valid[:, None])
     if detach_prev:
-        refined = torch.stack(prevs, dim=1) + res
-    else:
-        refined = logits[:, :1] + res.cumsum(dim=1)
-    return torch.cat([logits[:, :1], refined], dim=1), gates
+        return logits * keep + torch.stack(prevs, dim=1), keep
+    return (logits * keep).cumsum(dim=1), keep
 
 
 @MODELS.register_module()
@@ -253,17 +276,19 @@ class ResidualObjectnessLoss(nn.Module):
                 reduction='sum') * (self.loss_weight / norm))
         weights = logits.new_ones((b, n), dtype=torch.float32) \
             if weights is None else weights.float()
-        refined, gates = refine_objectness(logits.float(), targets, weights,
-                                           self.no_pos_gate, detach_prev,
-                                           self.gate_quantile)
+        # Ignored anchors weigh 0 below: no need to take them out of the
+        # gates, except for the statistics.
+        refined, keep = _refine(logits.float(), targets, weights,
+                                self.no_pos_gate, detach_prev,
+                                self.gate_quantile, self.record_stats)
         # Every step's term in one weighted reduction: step 0 over all
         # non-ignored anchors, step t over S_t.
-        w = weights[:, None]
+        w = weights[:, None] * keep
         if self.loss_weight == self.res_loss_weight:
-            w = torch.cat([w, w * gates], dim=1) * (self.loss_weight / norm)
+            w = w * (self.loss_weight / norm)
         else:
-            w = torch.cat([w * (self.loss_weight / norm),
-                           w * gates * (self.res_loss_weight / norm)], dim=1)
+            w = torch.cat([w[:, :1] * (self.loss_weight / norm),
+                           w[:, 1:] * (self.res_loss_weight / norm)], dim=1)
         first, *rest = F.binary_cross_entropy_with_logits(
             refined, targets[:, None].expand_as(refined), weight=w,
             reduction='none').sum(dim=(0, 2)).unbind(0)
@@ -271,7 +296,7 @@ class ResidualObjectnessLoss(nn.Module):
         losses.update({f'loss_res{t + 1}': r for t, r in enumerate(rest)})
         if self.record_stats:
             self.stats = self.objectness_stats(logits, targets, weights,
-                                               gates, self.gate_quantile)
+                                               keep[:, 1:], self.gate_quantile)
         return losses
 
     @torch.no_grad()

@@ -130,6 +130,34 @@ def test_levels_in_anchor_order_with_different_anchor_counts(
     assert info.cache_info().hits == hits + 1
 
 
+def test_levels_in_anchor_order_backward_copies_nothing():
+    # SSD's objectness maps (G = T + 1 > 1): a level's gradient is a view
+    # of the concatenation's, not a copy per level.
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    maps = [
+        torch.randn(2, 3 * a, h, h, requires_grad=True)
+        for a, h in ((4, 5), (6, 3), (4, 2))
+    ]
+    flat = levels_in_anchor_order(maps, 3, 1)
+    with Ops() as ops:
+        flat.backward(torch.ones_like(flat))
+    # (A reshape of a non-viewable gradient is a clone and an
+    # _unsafe_view; the leaves' own gradient copies are autograd's.)
+    assert not [n for n in ops.names if 'clone' in n or 'unsafe_view' in n]
+    assert all(torch.equal(m.grad, torch.ones_like(m)) for m in maps)
+
+
 def test_levels_in_anchor_order_same_anchor_counts():
     maps = [torch.randn(1, 2 * 3 * 2, h, h) for h in (4, 2, 1)]
     assert torch.equal(

@@ -198,3 +198,66 @@ def test_gate_quantile_hand_computed():
     assert gates_of(logits, none, gate_quantile=0.5).all()
     assert not gates_of(logits, none, gate_quantile=0.5,
                         no_pos_gate='none').any()
+
+
+def _algorithm1_reference(logits, labels, weights, avg_factor, no_pos_gate,
+                          detach_prev):
+    """Algorithm 1 written literally: image by image, step by step."""
+    losses = [logits.new_zeros(()) for _ in range(logits.size(1))]
+    for b in range(logits.size(0)):
+        valid = weights[b] > 0
+        pos = (labels[b] > 0) & valid
+        y = labels[b].float()
+        o = logits[b, 0]
+        losses[0] = losses[0] + (weights[b] * F.binary_cross_entropy_with_logits(
+            o, y, reduction='none')).sum()
+        for t in range(1, logits.size(1)):
+            if pos.any():
+                gate = valid & (o.detach() >= o.detach()[pos].min())
+            elif no_pos_gate == 'all':
+                gate = valid.clone()
+            else:
+                gate = torch.zeros_like(valid)
+            prev = o.detach() if detach_prev else o
+            o_t = prev + logits[b, t]
+            losses[t] = losses[t] + (weights[b] * gate *
+                                     F.binary_cross_entropy_with_logits(
+                                         o_t, y, reduction='none')).sum()
+            o = torch.where(gate, o_t, prev)
+    return [loss / max(avg_factor, 1.0) for loss in losses]
+
+
+@pytest.mark.parametrize('steps', [1, 2, 3])
+@pytest.mark.parametrize('detach_prev', [True, False])
+@pytest.mark.parametrize('no_pos_gate', ['all', 'none'])
+def test_batched_loss_equals_literal_algorithm1(steps, detach_prev,
+                                                no_pos_gate):
+    # The one-mask formulation (logits * [1, S] + sg(o_{t-1})) against the
+    # literal per-image, per-step loop: the same losses and gradients,
+    # with ignored anchors and an image without positives.
+    torch.manual_seed(steps)
+    logits = torch.randn(3, steps + 1, 60) * 2
+    labels = (torch.rand(3, 60) < 0.15).long()
+    labels[2] = 0  # no positive
+    weights = (torch.rand(3, 60) > 0.1).float() * 1.5
+    x = logits.clone().requires_grad_()
+    out = ResidualObjectnessLoss(no_pos_gate=no_pos_gate)(
+        x, labels, weights, avg_factor=7, detach_prev=detach_prev)
+    ref_x = logits.clone().requires_grad_()
+    ref = _algorithm1_reference(ref_x, labels, weights, 7, no_pos_gate,
+                                detach_prev)
+    names = ['loss_obj'] + [f'loss_res{t}' for t in range(1, steps + 1)]
+    assert list(out) == names
+    for name, value in zip(names, ref):
+        torch.testing.assert_close(out[name], value)
+    grad, = torch.autograd.grad(sum(out.values()), x)
+    ref_grad, = torch.autograd.grad(sum(ref), ref_x)
+    torch.testing.assert_close(grad, ref_grad)
+    # The statistics path (ignored anchors taken out of the gates) gives
+    # the same losses.
+    loss = ResidualObjectnessLoss(no_pos_gate=no_pos_gate)
+    loss.record_stats = True
+    out_stats = loss(logits, labels, weights, avg_factor=7,
+                     detach_prev=detach_prev)
+    for name in names:
+        torch.testing.assert_close(out_stats[name], out[name])
