@@ -92,8 +92,8 @@ def _refine(logits: Tensor,
         # values: no host-to-device copy (a synchronising one on CUDA).
         prev_pos = values[:, :1] if values.size(1) == 2 else \
             values.cumsum(dim=1)[:, :-1]  # (a cumsum of one step: itself)
-        # An image without positives: NaN (quantile) or `big` (minimum),
-        # i.e. no anchor in its gates; 'all' opens them to every anchor.
+        # An image without positives: NaN (quantile) or inf (minimum), i.e.
+        # no anchor in its gates; 'all' opens them to every anchor.
         if gate_quantile > 0:
             minp = torch.nanquantile(
                 prev_pos.masked_fill(~pos[:, None], float('nan')),
