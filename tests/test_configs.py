@@ -171,15 +171,25 @@ BCCD_RECIPES = {
              ['resobj-atss_mobilenetv2_fpn_20e_bccd.py'],
              'mmdet::atss/atss_r50_fpn_1x_coco.py', 0.01 * 4 / 16),
 }
+# Aquarium: the short recipe of a new user (mmdet's RetinaNet optimizer).
+AQUARIUM_RECIPES = {
+    'retinanet-short': (
+        'retinanet_mobilenetv2_fpn_384-12e_aquarium.py',
+        ['resobj-retinanet_mobilenetv2_fpn_384-12e_aquarium.py'],
+        'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', 0.01 * 4 / 16),
+}
 RECIPES = [('trees', n, ['resobj-' + n], m, lr)
            for n, m, lr in TREE_RECIPES.values()] + \
-    [('bccd', *r) for r in BCCD_RECIPES.values()]
+    [('bccd', *r) for r in BCCD_RECIPES.values()] + \
+    [('aquarium', *r) for r in AQUARIUM_RECIPES.values()]
 
 
-def test_every_bccd_config_has_its_recipe_checked():
+def test_every_real_image_config_has_its_recipe_checked():
     checked = {n for _, n, twins, _, _ in RECIPES for n in [n, *twins]}
-    found = {osp.basename(p) for p in CONFIGS if '/configs/bccd/' in p}
-    assert found and found <= checked
+    for folder in ('bccd', 'aquarium'):
+        found = {osp.basename(p) for p in CONFIGS
+                 if f'/configs/{folder}/' in p}
+        assert found and found <= checked, folder
 
 
 @pytest.mark.parametrize('recipe', RECIPES,
@@ -314,7 +324,7 @@ def test_bccd_resobj_recipe_keeps_losses_finite_under_sgd(tmp_path):
 # The real-image configs test at their data's own scale, with no TTA.
 TTA_CONFIGS = [
     p for p in CONFIGS
-    if '/configs/trees/' not in p and '/configs/bccd/' not in p
+    if not re.search(r'/configs/(trees|bccd|aquarium|deeppcb)/', p)
 ]
 
 
