@@ -76,9 +76,15 @@ if ! have "import mmengine; assert mmengine.__version__ == '0.10.7'"; then
     "${PIP[@]}" "mmengine==0.10.7" "opencv-python<4.12" "numpy<2"
 fi
 
-# 4. mmcv with compiled ops. No wheel for this torch exists, so pip builds the
-#    sdist against the installed torch (~13 min on 2 cores the first time; then
-#    pip's wheel cache makes it seconds).
+# 4. mmcv with compiled ops, the OpenMMLab way first: where OpenMMLab built
+#    an mmcv 2.1.0 wheel for this torch (torch 1.8-2.1, CUDA or CPU, CPython
+#    3.8-3.11, Linux x86_64; tools/misc/mmcv_wheels.py), pip takes it from
+#    mim's find-links index in seconds. The index is probed first, bounded
+#    (MMCV_INDEX_TIMEOUT seconds a connection step, default 15), and the
+#    installed wheel must import its ops (and, for a CUDA torch, report
+#    CUDA ops); otherwise, or for any other torch (2.13 here), pip builds the
+#    sdist against the installed torch (~13 min on 2 cores the first time;
+#    then pip's wheel cache makes it seconds).
 #    A torch whose headers require C++20 (2.15: ATen.h stops with an #error
 #    below it) cannot build mmcv 2.1.0 as released, whose setup.py compiles
 #    with -std=c++17. Its sdist is then built with -std=c++20 (the sources
@@ -96,6 +102,43 @@ MMCV_CHECK="
 import mmcv; assert mmcv.__version__ == '2.1.0'
 from mmcv.ops import nms, RoIAlign  # the compiled extension
 "
+MMCV_CUDA_CHECK="
+import torch
+from mmcv.ops import get_compiling_cuda_version
+assert torch.version.cuda is None or get_compiling_cuda_version() != 'not available'
+"
+INDEX_TIMEOUT="${MMCV_INDEX_TIMEOUT:-15}"
+if ! have "$MMCV_CHECK"; then
+    WHY="$(mktemp)"
+    # `timeout`: urllib bounds each connection step, not a name lookup.
+    if URL="$(timeout "$(( INDEX_TIMEOUT * 3 ))" "$PY" "$ROOT/tools/misc/mmcv_wheels.py" \
+            --probe --timeout "$INDEX_TIMEOUT" 2>"$WHY")"; then
+        log "$(tail -n 1 "$WHY"): installing it"
+        # --only-binary: never PyPI's sdist from here; --no-deps: mmengine
+        # (step 3) brought mmcv's runtime requirements.
+        if "${PIP[@]}" --no-deps --only-binary mmcv --timeout "$INDEX_TIMEOUT" \
+                -f "$URL" "mmcv==2.1.0" && have "$MMCV_CHECK" && have "$MMCV_CUDA_CHECK"; then
+            log "prebuilt mmcv 2.1.0 installed, ops import"
+        else
+            log "the prebuilt mmcv 2.1.0 did not install or its ops do not import: building from source instead"
+            "$PY" -m pip uninstall -y -q mmcv >/dev/null 2>&1 || true
+        fi
+    else
+        REASON="$(tail -n 1 "$WHY")"
+        log "no prebuilt mmcv 2.1.0 wheel: ${REASON:-the index probe timed out after $(( INDEX_TIMEOUT * 3 )) s}; building from source"
+    fi
+    rm -f "$WHY"
+fi
+# A CUDA torch builds mmcv's CUDA ops only where torch sees a GPU or
+# FORCE_CUDA=1 (mmcv's setup.py), and then needs nvcc: say so before a long
+# build, not after it (tools/misc/mmcv_wheels.py --build-check).
+if ! have "$MMCV_CHECK"; then
+    if ! MSG="$("$PY" "$ROOT/tools/misc/mmcv_wheels.py" --build-check 2>&1)"; then
+        log "ERROR: $MSG"
+        exit 1
+    fi
+    log "$MSG"
+fi
 TORCH_ATEN_H="$("$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "include", "ATen", "ATen.h"))')"
 if ! have "$MMCV_CHECK" && grep -qs "C++20 or later" "$TORCH_ATEN_H"; then
     TAG="$("$PY" -c 'import sys, torch; print(f"torch-{torch.__version__}-cp{sys.version_info[0]}{sys.version_info[1]}")')"
