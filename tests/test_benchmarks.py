@@ -423,7 +423,7 @@ def test_bccd_ghmc_only_trial_differs_from_focal_loss_by_the_class_loss():
     'faster-rcnn_mobilenetv2_fpn_{}_bccd.py',
     'resobj-faster-rcnn_mobilenetv2_fpn_{}_bccd.py'])
 def test_bccd_40e_configs_are_the_benchmarks_40_epoch_runs(name):
-    # docs/benchmarks.md reports `--suite bccd --epochs 40` runs of the 20e
+    # docs/benchmarks/bccd.md reports `--suite bccd --epochs 40` runs of the 20e
     # configs as the 40e configs' results: the two must be one training.
     from mmengine.config import Config, DictAction
 

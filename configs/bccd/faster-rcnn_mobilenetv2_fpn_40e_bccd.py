@@ -1,6 +1,6 @@
 # Vanilla Faster R-CNN on BCCD trained twice as long as the 20e config: its
 # 20-epoch curve ends flat only because the lr was cut (seed 0 gains 0.067 AP
-# from 20 to 40 epochs; docs/benchmarks.md, BCCD, "The twins at 40
+# from 20 to 40 epochs; docs/benchmarks/bccd.md, "The twins at 40
 # epochs"). Same recipe, steps at 8/12 and 11/12 of training as mmdet's 1x.
 _base_ = './faster-rcnn_mobilenetv2_fpn_20e_bccd.py'
 custom_imports = dict(imports=['resobj_mmdet'], allow_failed_imports=False)

@@ -1,7 +1,7 @@
 # Focal-loss RetinaNet on BCCD trained twice as long as the 20e config: at
 # 20 epochs focal loss has not learned the rare classes yet (WBC AP
 # 0.01-0.10); over 40 its WBC AP takes off between epochs 16 and 27, and
-# its last evaluations are flat on every seed (docs/benchmarks.md, BCCD,
+# its last evaluations are flat on every seed (docs/benchmarks/bccd.md,
 # "Trained to convergence"). Same recipe, steps at 8/12 and 11/12 of
 # training as mmdet's 1x.
 _base_ = './retinanet_mobilenetv2_fpn_20e_bccd.py'

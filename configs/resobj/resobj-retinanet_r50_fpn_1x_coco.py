@@ -15,7 +15,7 @@ model = dict(
             residual_input='objectness',
             detach_residual=True,
             obj_prior_prob=0.01),
-        # ResObjHead's defaults (docs/benchmarks.md, "Real images"): weight
+        # ResObjHead's defaults (docs/real_images.md; docs/benchmarks/trees.md): weight
         # 0.5 on the objectness and each residual loss, normalised by an EMA
         # (momentum 0.9) of the number of positives, so that mmdet's SGD
         # recipe trains without gradient clipping. An image without

@@ -19,7 +19,7 @@ model = dict(
 # mmdet's 1x schedule (warm-up included, 500 iterations) stretched to 16
 # epochs of 74 iterations: its steps at 8/12 and 11/12 of training. Twelve
 # epochs would end 388 iterations after the warm-up; neither focal loss nor
-# ResObj learns much in that (docs/benchmarks.md).
+# ResObj learns much in that (docs/benchmarks/trees.md).
 max_epochs = 16
 train_cfg = dict(max_epochs=max_epochs, val_interval=1)
 default_hooks = dict(checkpoint=dict(interval=max_epochs))

@@ -32,7 +32,7 @@ default_hooks = dict(checkpoint=dict(interval=max_epochs))
 # clipped, so each step moves the weights by lr x 35 whatever the batch.
 # Linear scaling (0.003 x 4 / 192 = 6.25e-5) would shrink every step 48-fold:
 # a trial at the linearly scaled lr reached 0.004 mAP in 9 epochs
-# (docs/benchmarks.md, "Real images").
+# (docs/real_images.md; docs/benchmarks/trees.md).
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.003, momentum=0.9, weight_decay=0.0005),

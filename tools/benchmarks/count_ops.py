@@ -2,7 +2,7 @@
 
 A GPU training step of a detector at mmdet's sizes is often bound by the
 host (Python and eager dispatch: on an H100 SSD300's kernels take 8 ms of a
-42 ms step, see docs/benchmarks.md section 3), so the number of operators a
+42 ms step, see docs/benchmarks/cost.md section 3), so the number of operators a
 step dispatches predicts its cost there better than FLOPs do. This counts
 them on any device, deterministically and without timing: every ATen
 operator call of one training step (forward + backward; a dispatch mode

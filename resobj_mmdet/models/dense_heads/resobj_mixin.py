@@ -51,7 +51,7 @@ def joint_score_logit(cls_score: Tensor, obj_logit: Tensor) -> Tensor:
 # Defaults of the objectness loss of the heads that normalise it by the number
 # of positive anchors (RetinaNet, ATSS, SSD: the heads whose focal loss or
 # hard negative mining ResObj replaces). Measured on real images under
-# mmdet's SGD recipes (docs/benchmarks.md, "Real images"): with weight 1 the
+# mmdet's SGD recipes (docs/real_images.md; docs/benchmarks/trees.md): with weight 1 the
 # all-anchor BCE diverges at twice the recipe's learning rate and barely
 # learns at it; 0.5 is the largest weight tried that stays finite at twice
 # the rate. The running normaliser follows the authors' release (an EMA of

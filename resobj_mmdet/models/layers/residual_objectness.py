@@ -96,7 +96,7 @@ class ResidualObjectness(BaseModule):
             more small-init conv than a RetinaNet class logit and SGD spends
             the warm-up on that plateau: on real images under mmdet's
             RetinaNet recipe the first detections came 3 epochs later
-            (docs/benchmarks.md).
+            (docs/real_images.md, "Accuracy").
         kernel_size (int): Kernel size of every conv. Defaults to 3.
         conv_cfg (dict, optional): Conv config of the hidden convs.
         norm_cfg (dict, optional): Norm config of the hidden convs.
