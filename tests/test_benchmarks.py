@@ -318,7 +318,7 @@ def test_accuracy_bccd_suite_runs_and_extra_metrics(tmp_path):
     # Stability and trial rows only when asked for.
     args = benchmark_accuracy.parse_args(
         ['--suite', 'bccd', '--families', 'retinanet-lr', 'retinanet-trials'])
-    assert len(benchmark_accuracy.selected_runs(args)) == 8
+    assert len(benchmark_accuracy.selected_runs(args)) == 9
 
     # The second evaluation of a finished run, at score_thr 0.001.
     work = tmp_path / 'run'
@@ -364,6 +364,38 @@ def test_accuracy_bccd_suite_runs_and_extra_metrics(tmp_path):
     assert ('| retinanet | ResObj T=2 | 0.450 ± 0.071 | 0.225 ± 0.035 |'
             in table)
     assert '| 0.460 ± 0.071 | 0.800 ± 0.000 | 10, 10 |' in table
+
+
+def test_accuracy_aquarium_suite_is_the_short_recipe_table(monkeypatch,
+                                                          tmp_path):
+    args = benchmark_accuracy.parse_args(['--suite', 'aquarium'])
+    assert args.out == osp.join('work_dirs', 'benchmark_accuracy_aquarium')
+    runs = {r[1]: r for r in benchmark_accuracy.selected_runs(args)}
+    assert sorted(runs) == ['ResObj T=2', 'ResObj T=2 w0.25', 'focal loss']
+    assert all(r[4] == [0, 1, 2] for r in runs.values())
+    # The trial is the ResObj config with the three loss weights at 0.25.
+    assert runs['ResObj T=2 w0.25'][2] == runs['ResObj T=2'][2]
+    assert sorted(runs['ResObj T=2 w0.25'][3]) == sorted(
+        benchmark_accuracy.WEIGHTS_025)
+    assert {o.split('=')[1] for o in benchmark_accuracy.WEIGHTS_025} == \
+        {'0.25'}
+    assert 'coco/bbox_mAP_s' in benchmark_accuracy.SUITES['aquarium'][
+        'extra_metrics']
+    # --data-root reaches the runs as AQUARIUM_ROOT.
+    seen = {}
+
+    class Failed:
+        returncode = 1
+
+    def fake_run(cmd, env=None, **kwargs):
+        seen['env'] = env
+        return Failed()
+
+    monkeypatch.setattr(benchmark_accuracy.subprocess, 'run', fake_run)
+    benchmark_accuracy.main(['--suite', 'aquarium', '--seeds', '0',
+                             '--variants', 'focal loss', '--data-root',
+                             '/data/aq', '--out', str(tmp_path / 'out')])
+    assert seen['env']['AQUARIUM_ROOT'] == '/data/aq/'
 
 
 def test_accuracy_global_clip_trial_in_every_suite():

@@ -59,6 +59,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs', 'demo')
 TREES = osp.join(ROOT, 'configs', 'trees')
 BCCD = osp.join(ROOT, 'configs', 'bccd')
+AQUARIUM = osp.join(ROOT, 'configs', 'aquarium')
 
 RETINA_HEAD = 'model.bbox_head.residual_objectness'
 RETINA_LOSS = 'model.bbox_head.loss_objectness'
@@ -145,10 +146,17 @@ BCCD_RUNS = [
      'resobj-retinanet_mobilenetv2_fpn_20e_bccd.py',
      ['optim_wrapper.optimizer.lr=0.005']),
 ]
+# The weights of focal loss's scale (docs/benchmarks/aquarium.md): class,
+# objectness and residual losses at 0.25 (focal loss's alpha), instead of
+# the default 1 / 0.5 / 0.5, whose gradients on the class tower are 4x
+# focal loss's at initialisation under the same lr.
+WEIGHTS_025 = [f'{RETINA_LOSS}.loss_weight=0.25',
+               f'{RETINA_LOSS}.res_loss_weight=0.25',
+               'model.bbox_head.loss_cls.loss_weight=0.25']
 # Diagnosis trials (family 'retinanet-trials'): candidate causes of
 # RetinaNet-ResObj's losses on the trees, each one change to T = 2.
 BCCD_TRIALS = [
-    # One seed: it collapses to 0 mAP (docs/benchmarks.md, BCCD diagnosis).
+    # One seed: it collapses to 0 mAP (docs/benchmarks/diagnosis.md).
     ('retinanet-trials', 'ResObj T=2 gate q0.25',
      'resobj-retinanet_mobilenetv2_fpn_20e_bccd.py',
      [f'{RETINA_LOSS}.gate_quantile=0.25'], 1),
@@ -159,6 +167,8 @@ BCCD_TRIALS = [
     ('retinanet-trials', 'ResObj T=2 prior 0.001',
      'resobj-retinanet_mobilenetv2_fpn_20e_bccd.py',
      [f'{RETINA_HEAD}.obj_prior_prob=0.001']),
+    ('retinanet-trials', 'ResObj T=2 w0.25',
+     'resobj-retinanet_mobilenetv2_fpn_20e_bccd.py', WEIGHTS_025),
     # mmdet's GHM recipe changes three things (GHM-C, GHM-R, clipping at
     # 35); ResObj replaces only the class loss. This row keeps RetinaNet's
     # L1 box loss and no clipping, so GHM-C is compared on its own.
@@ -189,9 +199,30 @@ TREE_RUNS += [('yolov3-trials', 'ResObj T=2 global clip',
                'resobj-yolov3_mobilenetv2_12e_trees.py', CLIP_TOGETHER)]
 RUNS += [('yolov3-trials', 'ResObj T=2 global clip',
           'resobj-yolov3_r18-w16_12e_shapes.py', CLIP_TOGETHER)]
+# Aquarium: the short recipe a new user tries first (family
+# 'retinanet-short', 384 px, 12 epochs of mmdet's RetinaNet recipe with a
+# five-level FPN and COCO's anchors; issue 41).
+AQUARIUM_SHORT = 'resobj-retinanet_mobilenetv2_fpn_384-12e_aquarium.py'
+# The weights of focal loss's scale (docs/benchmarks/aquarium.md): class,
+# objectness and residual losses at 0.25 (focal loss's alpha), instead of
+# the default 1 / 0.5 / 0.5 whose gradients on the class tower are 4x
+# focal loss's under the same lr.
+WEIGHTS_025 = [f'{RETINA_LOSS}.loss_weight=0.25',
+               f'{RETINA_LOSS}.res_loss_weight=0.25',
+               'model.bbox_head.loss_cls.loss_weight=0.25']
+AQUARIUM_RUNS = [
+    ('retinanet-short', 'focal loss',
+     'retinanet_mobilenetv2_fpn_384-12e_aquarium.py', []),
+    ('retinanet-short', 'ResObj T=2', AQUARIUM_SHORT, []),
+    ('retinanet-short', 'ResObj T=2 w0.25', AQUARIUM_SHORT, WEIGHTS_025),
+]
 # COCO metrics of the last evaluation kept beside the main one (BCCD).
 BCCD_METRICS = ('coco/bbox_mAP_50', 'coco/bbox_mAP_75', 'coco/RBC_precision',
                 'coco/WBC_precision', 'coco/Platelets_precision')
+AQUARIUM_METRICS = ('coco/bbox_mAP_50', 'coco/bbox_mAP_s',
+                    *(f'coco/{c}_precision' for c in (
+                        'fish', 'jellyfish', 'penguin', 'puffin', 'shark',
+                        'starfish', 'stingray')))
 # The score threshold of the second evaluation of the final checkpoint
 # (paper Table 1b: RetinaNet-Obj is best at 0.001, mmdet's default 0.05).
 LOW_SCORE_THR = 0.001
@@ -233,10 +264,25 @@ SUITES = {
         extra_metrics=BCCD_METRICS,
         low_thr=True,
         stats_hook=True,
-        data='BCCD blood cells (real microscope images), val split'),
+        data='BCCD blood cells (real microscope images), val split',
+        root_env='BCCD_ROOT'),
+    'aquarium':
+    dict(
+        config_dir=AQUARIUM,
+        runs=AQUARIUM_RUNS,
+        families=['retinanet-short'],
+        default_families=['retinanet-short'],
+        epochs=None,  # each recipe's own schedule
+        quick_epochs=2,
+        extra_metrics=AQUARIUM_METRICS,
+        low_thr=True,
+        stats_hook=True,
+        data='Aquarium (real photographs), valid split',
+        root_env='AQUARIUM_ROOT'),
 }
 FAMILIES = ['retinanet', 'yolov3', 'rpn', 'faster-rcnn', 'atss', 'ssd',
-            'yolox', 'retinanet-lr', 'retinanet-trials', 'yolov3-trials']
+            'yolox', 'retinanet-lr', 'retinanet-trials', 'yolov3-trials',
+            'retinanet-short']
 METRICS = {'rpn': 'coco/AR@100'}  # every other family: bbox mAP
 DEFAULT_METRIC = 'coco/bbox_mAP'
 
@@ -275,8 +321,9 @@ def parse_args(argv=None):
                         help='print the commands, run nothing')
     parser.add_argument(
         '--data-root', default=None,
-        help='bccd: the BCCD_Dataset clone (sets BCCD_ROOT for the runs; '
-        'default: $BCCD_ROOT, else the configs\' data/BCCD_Dataset/)')
+        help='bccd, aquarium: the dataset copy (sets BCCD_ROOT or '
+        'AQUARIUM_ROOT for the runs; default: that variable, else the '
+        "configs' data/<name>/)")
     args = parser.parse_args(argv)
     suite = SUITES[args.suite]
     if args.seeds is None:
@@ -692,8 +739,8 @@ def main(argv=None):
           flush=True)
     env = dict(os.environ)
     env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
-    if args.data_root:
-        env['BCCD_ROOT'] = osp.join(osp.abspath(args.data_root), '')
+    if args.data_root and suite.get('root_env'):
+        env[suite['root_env']] = osp.join(osp.abspath(args.data_root), '')
     extra_keys = suite.get('extra_metrics', ())
     if args.jobs > 1:
         threads = max(1, (os.cpu_count() or 1) // args.jobs)
