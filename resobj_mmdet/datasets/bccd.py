@@ -33,6 +33,7 @@ from typing import List, Union
 
 from mmdet.datasets import XMLDataset
 from mmdet.registry import DATASETS
+from .utils import unmatchable_box
 
 CLASSES = ('RBC', 'WBC', 'Platelets')
 CLONE = 'git clone https://github.com/Shenggan/BCCD_Dataset'
@@ -95,15 +96,10 @@ class BCCDDataset(XMLDataset):
         self._xml_path = xml_path  # for the error of _parse_instance_info
         data_info = super().parse_data_info(img_info)
         width, height = data_info['width'], data_info['height']
-        kept = []
-        for inst in data_info['instances']:
-            x1, y1, x2, y2 = inst['bbox']
-            inter_w = max(0, min(x2, width) - max(x1, 0))
-            inter_h = max(0, min(y2, height) - max(y1, 0))
-            if inter_w * inter_h == 0 or x2 - x1 < 1 or y2 - y1 < 1:
-                continue
-            kept.append(inst)
-        data_info['instances'] = kept
+        data_info['instances'] = [
+            inst for inst in data_info['instances']
+            if not unmatchable_box(inst['bbox'], width, height)
+        ]
         return data_info
 
     def _parse_instance_info(self, raw_ann_info, minus_one: bool = True

@@ -25,6 +25,7 @@ from mmengine.logging import print_log
 from PIL import Image
 
 from mmdet.datasets import BaseDetDataset, XMLDataset
+from .utils import unmatchable_box
 
 # EXIF orientations that turn the stored image by 90 degrees; mmcv's
 # default (cv2) decoder applies the EXIF orientation, so the image mmdet
@@ -161,10 +162,7 @@ class BoxTxtDataset(BaseDetDataset):
                     self.LABEL_FIELD, self.FIRST_LABEL, num_classes):
                 x1, y1, x2, y2 = self.to_box(values, width, height)
                 counts['boxes'] += 1
-                # CocoDataset.parse_data_info's rule.
-                inter_w = max(0, min(x2, width) - max(x1, 0))
-                inter_h = max(0, min(y2, height) - max(y1, 0))
-                if inter_w * inter_h == 0 or x2 - x1 < 1 or y2 - y1 < 1:
+                if unmatchable_box((x1, y1, x2, y2), width, height):
                     counts['dropped'] += 1
                     continue
                 if x1 < 0 or y1 < 0 or x2 > width or y2 > height:

@@ -5,7 +5,7 @@ import os
 import os.path as osp
 import shutil
 import tempfile
-from typing import Callable
+from typing import Callable, Sequence
 
 
 def prepare_once(root: str, stamp: dict, build: Callable[[str], None],
@@ -63,3 +63,13 @@ def prepare_once(root: str, stamp: dict, build: Callable[[str], None],
         if osp.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def unmatchable_box(box: Sequence[float], width: int, height: int) -> bool:
+    """:class:`~mmdet.datasets.CocoDataset`'s rule for a box to drop: no
+    overlap with the ``width`` x ``height`` image, or under 1 px wide or
+    high. ``box`` is ``x1, y1, x2, y2`` in pixels."""
+    x1, y1, x2, y2 = box
+    inter_w = max(0, min(x2, width) - max(x1, 0))
+    inter_h = max(0, min(y2, height) - max(y1, 0))
+    return inter_w * inter_h == 0 or x2 - x1 < 1 or y2 - y1 < 1
