@@ -78,6 +78,35 @@ def test_diagnose_gate(trained, tmp_path, split):
                 step['gate_frac'])
         assert 0 < step['minp'] <= summary[f'obj_pos_t{t - 1}']
         assert 0.0 <= step['minp_low_quality'] <= 1.0
+        for key in ('gate_neg_below', 'outside_neg_above', 'pos_up'):
+            assert step[key] is None or 0.0 <= step[key] <= 1.0, key
+    for t in range(3):
+        assert 0.0 <= summary[f'auc_t{t}'] <= 1.0
+
+
+def test_diagnose_gate_map_per_step(trained, tmp_path):
+    work, ckpt, root = trained
+    cfg = use_tiny_data(Config.fromfile(DEMO_RESOBJ), root, work,
+                        max_iters=3)
+    cfg.model.test_cfg.score_thr = 0.0
+    config = str(tmp_path / 'cfg.py')
+    cfg.dump(config)
+    summary = diagnose_gate.main(
+        [config, ckpt, '--split', 'val', '--max-images', '2', '--map'])
+    assert set(summary['map']) == {'step0', 'step1', 'step2'}
+    for metrics in summary['map'].values():
+        assert 0.0 <= metrics['coco/bbox_mAP'] <= 1.0
+
+
+def test_auc_counts_pairs_and_ties():
+    import torch
+    assert diagnose_gate.auc(torch.tensor([3., 1.]),
+                             torch.tensor([2., 0.])) == 0.75
+    assert diagnose_gate.auc(torch.tensor([1.]), torch.tensor([1.])) == 0.5
+    assert diagnose_gate.auc(torch.tensor([2., 2.]),
+                             torch.tensor([2., 1., 0.])) == pytest.approx(
+                                 (0.5 + 1 + 1) * 2 / 6)
+    assert diagnose_gate.auc(torch.tensor([1.]), torch.tensor([])) is None
 
 
 def test_best_ious_is_the_best_of_the_first_k():

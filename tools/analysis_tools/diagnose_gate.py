@@ -1,4 +1,4 @@
-"""What opens Algorithm 1's gate: the weakest positive of each image.
+"""What opens Algorithm 1's gate, and what each step does with it.
 
 For a RetinaNet- or ATSS-ResObj checkpoint, runs the training images
 (training pipeline without its random transforms) through the head, assigns the anchors with
@@ -17,14 +17,27 @@ the head's own assigner and reports, per refinement step ``t``:
 - for every ``t = 0..T`` the mean objectness ``sigmoid(o_t)`` of the
   positives and of the negatives (``ObjectnessStatsHook``'s ``obj_pos_t{t}``
   / ``obj_neg_t{t}``, here on any split: ``--split val`` shows how far the
-  training statistics transfer to unseen images).
+  training statistics transfer to unseen images), and how well ``o_t``
+  ranks them: ``auc_t{t}``, the chance that a positive outscores a
+  negative of its image;
+- what step ``t`` does to the ranking, with inference's scores (every
+  residual applied to every anchor): ``gate_neg_below``, the share of the
+  gate's negatives that step ``t`` moves below the image's weakest positive;
+  ``outside_neg_above``, the share of the negatives outside the gate (which
+  the residual was never trained on, but inference moves too) that end at
+  or above it; ``pos_up``, the share of positives that step ``t`` raises.
+
+With ``--map`` the checkpoint is also evaluated (mmdet's test loop and
+metric on the config's test split) once per step, scored by ``o_t``
+(``test_cfg.objectness_step=t``): whether a change of ranking reaches the
+AP.
 
 Prints a table (images averaged) and writes it as json with ``--out``.
 
 Usage::
 
     python tools/analysis_tools/diagnose_gate.py CONFIG CHECKPOINT \\
-        [--split train] [--max-images 64] [--out gate.json]
+        [--split train] [--max-images 64] [--map] [--out gate.json]
 """
 import argparse
 import json
@@ -42,6 +55,9 @@ def parse_args(argv=None):
                         'train, where the gate acts)')
     parser.add_argument('--max-images', type=int, default=64)
     parser.add_argument('--batch-size', type=int, default=4)
+    parser.add_argument('--map', action='store_true',
+                        help='also evaluate the checkpoint scored by each '
+                        "step's objectness (the config's test split)")
     parser.add_argument('--out', default=None, help='json file')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='key=value overrides of the config')
@@ -134,7 +150,11 @@ def gate_stats(head, outs, samples):
         low = pos & (iou < thr) if thr is not None else torch.zeros_like(pos)
         refined, gates = refine_objectness(
             logits[i:i + 1], pos[None].float(), valid[None].float())
+        # Inference's scores: every residual on every anchor.
+        scores = logits[i].cumsum(dim=0)  # (T+1, N)
         row = dict(
+            auc=[auc(o[pos], o[neg]) for o in scores],
+            gate_neg_below=[], outside_neg_above=[], pos_up=[],
             minp=[], frac=[], iou=[], low_quality=[], label=[], frac_hq=[],
             low_quality_share=float(low.sum() / pos.sum()),
             obj_pos=refined[0][:, pos].sigmoid().mean(1).tolist(),
@@ -158,8 +178,73 @@ def gate_stats(head, outs, samples):
                 bar = torch.quantile(prev[pos], q)
                 row[f'frac_q{q}'].append(
                     float(((prev >= bar) & valid).sum()) / nvalid)
+            now, before = scores[t], scores[t - 1]
+            weakest = now[pos].min()
+            gate_neg, out_neg = gates[0, t - 1] & neg, ~gates[0, t - 1] & neg
+            row['gate_neg_below'].append(
+                float((now[gate_neg] < weakest).float().mean())
+                if gate_neg.any() else None)
+            row['outside_neg_above'].append(
+                float((now[out_neg] >= weakest).float().mean())
+                if out_neg.any() else None)
+            row['pos_up'].append(float((now[pos] > before[pos]).float().mean()))
         rows.append(row)
     return rows
+
+
+def auc(pos, neg):
+    """The chance that a score of ``pos`` exceeds one of ``neg`` (ties
+    count half), from ranks: no pairwise matrix."""
+    import torch
+    if not len(pos) or not len(neg):
+        return None
+    both = torch.cat([pos, neg]).double()
+    order = both.argsort()
+    ranks = torch.empty_like(both)
+    ranks[order] = torch.arange(1, len(both) + 1, dtype=both.dtype)
+    # Average the ranks of ties.
+    uniq, inverse = both.unique(return_inverse=True)
+    sums = torch.zeros_like(uniq).index_add_(0, inverse, ranks)
+    counts = torch.zeros_like(uniq).index_add_(0, inverse,
+                                               torch.ones_like(ranks))
+    ranks = (sums / counts)[inverse]
+    n_pos, n_neg = len(pos), len(neg)
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) /
+                 (n_pos * n_neg))
+
+
+def mean_of(values):
+    values = [v for v in values if v is not None]
+    return statistics.mean(values) if values else None
+
+
+def map_per_step(config, checkpoint, num_steps, cfg_options):
+    """``coco/bbox_mAP`` (and AP50) of the checkpoint scored by ``o_t``,
+    ``t = 0..T``, with mmdet's test loop on the config's test split."""
+    import tempfile
+
+    from mmengine.config import Config, DictAction
+    from mmengine.runner import Runner
+    out = {}
+    for t in range(num_steps + 1):
+        cfg = Config.fromfile(config)
+        if cfg_options:
+            action = DictAction(option_strings=[], dest='x')
+            ns = argparse.Namespace()
+            action(None, ns, cfg_options)
+            cfg.merge_from_dict(ns.x)
+        # What --cfg-options does (the detector merges it into its
+        # test_cfg when it builds the head).
+        cfg.merge_from_dict({'model.bbox_head.test_cfg.objectness_step': t})
+        cfg.load_from = checkpoint
+        cfg.work_dir = tempfile.mkdtemp(prefix=f'gate_map_t{t}_')
+        cfg.visualizer.name = f'gate-map-{t}-{cfg.work_dir}'
+        cfg.test_dataloader.num_workers = 0
+        cfg.test_dataloader.persistent_workers = False
+        metrics = Runner.from_cfg(cfg).test()
+        out[f'step{t}'] = {k: metrics.get(k) for k in (
+            'coco/bbox_mAP', 'coco/bbox_mAP_50')}
+    return out
 
 
 def summarise(rows, num_steps, classes):
@@ -183,9 +268,12 @@ def summarise(rows, num_steps, classes):
         for q in QUANTILES:
             step[f'gate_frac_q{q}'] = statistics.mean(r[f'frac_q{q}'][t]
                                                       for r in rows)
+        for key in ('gate_neg_below', 'outside_neg_above', 'pos_up'):
+            step[key] = mean_of(r[key][t] for r in rows)
         out[f'step{t + 1}'] = step
     with_neg = [r for r in rows if r['obj_neg'] is not None]
     for t in range(num_steps + 1):
+        out[f'auc_t{t}'] = mean_of(r['auc'][t] for r in rows)
         out[f'obj_pos_t{t}'] = statistics.mean(r['obj_pos'][t] for r in rows)
         if with_neg:
             out[f'obj_neg_t{t}'] = statistics.mean(r['obj_neg'][t]
@@ -211,7 +299,11 @@ def main(argv=None):
             if seen >= args.max_images:
                 break
     classes = loader.dataset.metainfo['classes']
-    return report(summarise(rows, head.num_steps, classes), args.out)
+    summary = summarise(rows, head.num_steps, classes)
+    if args.map:
+        summary['map'] = map_per_step(args.config, args.checkpoint,
+                                      head.num_steps, args.cfg_options)
+    return report(summary, args.out)
 
 
 def report(summary, out=None):
