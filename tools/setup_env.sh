@@ -3,7 +3,8 @@
 #
 # Creates (or reuses) a virtual environment and installs the tested stack:
 # torch (only if none is importable there), numpy<2, mmengine 0.10.7,
-# mmcv 2.1.0 with compiled ops (built from source when no wheel is available),
+# mmcv 2.1.0 with compiled ops (OpenMMLab's prebuilt wheel where one exists
+# for this torch, as `mim install` takes it; otherwise built from source),
 # mmdet 3.3.0, pycocotools, openmim and this project in editable mode.
 # A second run with everything installed only checks versions (seconds).
 #
@@ -15,6 +16,10 @@
 #                  (default: torch==2.13.0, the CPU build on these machines).
 #   WITH_DEPLOY=1  also install the optional `deploy` extra (mmdeploy 1.3.1,
 #                  onnx 1.14.1, onnxruntime 1.15.1) for tools/deployment/.
+#   MMCV_BASE_URL=https://...  OpenMMLab's download server or a mirror of it
+#                  (mim's variable; default https://download.openmmlab.com).
+#   MMCV_INDEX_TIMEOUT=15  seconds a connection step of the wheel index may
+#                  take before the source build is chosen instead.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
