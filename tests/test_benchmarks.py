@@ -371,7 +371,8 @@ def test_accuracy_aquarium_suite_is_the_short_recipe_table(monkeypatch,
     args = benchmark_accuracy.parse_args(['--suite', 'aquarium'])
     assert args.out == osp.join('work_dirs', 'benchmark_accuracy_aquarium')
     runs = {r[1]: r for r in benchmark_accuracy.selected_runs(args)}
-    assert sorted(runs) == ['ResObj T=2', 'ResObj T=2 w0.25', 'focal loss']
+    assert sorted(runs) == ['ResObj T=2', 'ResObj T=2 prior 0.001',
+                            'ResObj T=2 w0.25', 'focal loss']
     assert all(r[4] == [0, 1, 2] for r in runs.values())
     # The trial is the ResObj config with the three loss weights at 0.25.
     assert runs['ResObj T=2 w0.25'][2] == runs['ResObj T=2'][2]
