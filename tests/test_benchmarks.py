@@ -372,7 +372,8 @@ def test_accuracy_aquarium_suite_is_the_short_recipe_table(monkeypatch,
     assert args.out == osp.join('work_dirs', 'benchmark_accuracy_aquarium')
     runs = {r[1]: r for r in benchmark_accuracy.selected_runs(args)}
     assert sorted(runs) == ['ResObj T=2', 'ResObj T=2 prior 0.001',
-                            'ResObj T=2 w0.25', 'focal loss']
+                            'ResObj T=2 w0.25', 'ResObj T=2 warmup 500',
+                            'focal loss']
     assert all(r[4] == [0, 1, 2] for r in runs.values())
     # The trial is the ResObj config with the three loss weights at 0.25.
     assert runs['ResObj T=2 w0.25'][2] == runs['ResObj T=2'][2]
@@ -382,6 +383,18 @@ def test_accuracy_aquarium_suite_is_the_short_recipe_table(monkeypatch,
         {'0.25'}
     assert 'coco/bbox_mAP_s' in benchmark_accuracy.SUITES['aquarium'][
         'extra_metrics']
+    # The warm-up trial's option lengthens the recipe's LinearLR warm-up
+    # (and only that), as mmdet's --cfg-options merges it.
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(
+        REPO, benchmark_accuracy.SUITES['aquarium']['config_dir'],
+        runs['ResObj T=2 warmup 500'][2]))
+    before = [dict(s) for s in cfg.param_scheduler]
+    key, value = runs['ResObj T=2 warmup 500'][3][0].split('=')
+    cfg.merge_from_dict({key: int(value)})
+    assert before[0]['type'] == 'LinearLR' and before[0]['end'] == 200
+    assert cfg.param_scheduler[0] == dict(before[0], end=500)
+    assert cfg.param_scheduler[1] == before[1]
     # --data-root reaches the runs as AQUARIUM_ROOT.
     seen = {}
 
