@@ -235,3 +235,13 @@ def test_loss_gradients_per_loss_and_group(trained, tmp_path):
         assert 0 <= r['features']['cls tower dead channels'] <= 1
     # The same images for every checkpoint.
     assert report['init']['assignment'] == report[ckpt]['assignment']
+    # --cfg-options reaches the model: the class loss at twice its weight
+    # has twice its gradient on the same initial weights and batches.
+    doubled = loss_gradients.main(
+        [config, 'init', '--batches', '2', '--cfg-options',
+         'model.bbox_head.loss_cls.loss_weight=2.0'])['init']['grad_norm']
+    base = report['init']['grad_norm']
+    for group in ('cls tower', 'cls logit'):
+        assert doubled['loss_cls'][group] == pytest.approx(
+            2 * base['loss_cls'][group], rel=1e-4)
+    assert doubled['loss_bbox'] == pytest.approx(base['loss_bbox'], rel=1e-4)

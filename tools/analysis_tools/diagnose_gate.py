@@ -43,6 +43,8 @@ import argparse
 import json
 import statistics
 
+from mmengine.config import DictAction
+
 QUANTILES = (0.1, 0.25)
 
 
@@ -59,14 +61,15 @@ def parse_args(argv=None):
                         help='also evaluate the checkpoint scored by each '
                         "step's objectness (the config's test split)")
     parser.add_argument('--out', default=None, help='json file')
-    parser.add_argument('--cfg-options', nargs='+', default=[],
-                        help='key=value overrides of the config')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='key=value overrides of the config, as '
+                        "mmdet's tools/test.py takes them")
     return parser.parse_args(argv)
 
 
 def build(config, checkpoint, split, cfg_options):
     """The model in eval mode and a loader of ``split``."""
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
     from mmengine.runner import Runner, load_checkpoint
 
     from mmdet.registry import MODELS
@@ -75,10 +78,7 @@ def build(config, checkpoint, split, cfg_options):
     import resobj_mmdet  # noqa: F401
     cfg = Config.fromfile(config)
     if cfg_options:
-        action = DictAction(option_strings=[], dest='x')
-        ns = argparse.Namespace()
-        action(None, ns, cfg_options)
-        cfg.merge_from_dict(ns.x)
+        cfg.merge_from_dict(cfg_options)
     model = MODELS.build(cfg.model)
     load_checkpoint(model, checkpoint, map_location='cpu')
     model.eval()
@@ -223,16 +223,13 @@ def map_per_step(config, checkpoint, num_steps, cfg_options):
     ``t = 0..T``, with mmdet's test loop on the config's test split."""
     import tempfile
 
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
     from mmengine.runner import Runner
     out = {}
     for t in range(num_steps + 1):
         cfg = Config.fromfile(config)
         if cfg_options:
-            action = DictAction(option_strings=[], dest='x')
-            ns = argparse.Namespace()
-            action(None, ns, cfg_options)
-            cfg.merge_from_dict(ns.x)
+            cfg.merge_from_dict(cfg_options)
         # What --cfg-options does (the detector merges it into its
         # test_cfg when it builds the head).
         cfg.merge_from_dict({'model.bbox_head.test_cfg.objectness_step': t})

@@ -35,6 +35,8 @@ import math
 import re
 from collections import defaultdict
 
+from mmengine.config import DictAction
+
 # Parameter groups, first match wins: (name, regex on the parameter name).
 GROUPS = [
     ('backbone', r'^backbone\.'),
@@ -60,8 +62,9 @@ def parse_args(argv=None):
                         help='sqrt area (input pixels) under which a box '
                         'counts as small (default 32, COCO)')
     parser.add_argument('--out', default=None, help='json file')
-    parser.add_argument('--cfg-options', nargs='+', default=[],
-                        help='key=value overrides of the config')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='key=value overrides of the config, as '
+                        "mmdet's tools/test.py takes them")
     return parser.parse_args(argv)
 
 
@@ -74,7 +77,7 @@ def group_of(name):
 
 def build(config, cfg_options, seed):
     """The model (not initialised) and a deterministic training loader."""
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
     from mmengine.runner import Runner
 
     from mmdet.registry import MODELS
@@ -83,9 +86,7 @@ def build(config, cfg_options, seed):
     import resobj_mmdet  # noqa: F401
     cfg = Config.fromfile(config)
     if cfg_options:
-        parser = argparse.ArgumentParser()
-        parser.add_argument('--o', nargs='+', action=DictAction)
-        cfg.merge_from_dict(parser.parse_args(['--o', *cfg_options]).o)
+        cfg.merge_from_dict(cfg_options)
     loader_cfg = cfg.train_dataloader.copy()
     loader_cfg.update(num_workers=0, persistent_workers=False)
 
