@@ -194,15 +194,43 @@ def test_accuracy_reads_curves_and_instability(tmp_path):
     assert benchmark_accuracy.read_metric(run, 'coco/AR@100') is None
     info = benchmark_accuracy.read_run(run, 'coco/bbox_mAP')
     assert info == dict(value=0.25, curve=[[1, None], [2, 0.25]],
-                        nonfinite_loss=True, first_eval_empty=True)
+                        nonfinite_loss=True, first_eval_empty=True,
+                        last_eval_empty=False)
     _scalars(tmp_path / 'ok' / '20260101_000000' / 'vis_data', [
         {'lr': 0.01, 'loss': 2.0, 'step': 10},
         {'coco/bbox_mAP': 0.1, 'step': 1},
         {'data_time': 0.1, 'step': 2},  # the LAST evaluation is empty
     ])
-    info = benchmark_accuracy.read_run(str(tmp_path / 'ok'), 'coco/bbox_mAP')
-    assert info['value'] is None and not info['nonfinite_loss']
-    assert not info['first_eval_empty']
+    info = benchmark_accuracy.read_run(str(tmp_path / 'ok'), 'coco/bbox_mAP',
+                                       ('coco/bbox_mAP_50',))
+    # A run that trained to the end and detects nothing scores 0 (the AP of
+    # an empty result) and is averaged in, flagged; not dropped as failed.
+    assert info['value'] == 0.0 and info['last_eval_empty']
+    assert info['extra'] == {'coco/bbox_mAP_50': 0.0}
+    assert not info['nonfinite_loss'] and not info['first_eval_empty']
+    # Without any evaluation there is nothing to score.
+    _scalars(tmp_path / 'none' / '20260101_000000' / 'vis_data', [
+        {'lr': 0.01, 'loss': 2.0, 'step': 10}])
+    info = benchmark_accuracy.read_run(str(tmp_path / 'none'),
+                                       'coco/bbox_mAP')
+    assert info['value'] is None and info['curve'] == []
+
+
+def test_accuracy_low_thr_test_without_detections_scores_zero(tmp_path):
+    keys = ('coco/bbox_mAP', 'coco/bbox_mAP_50')
+    assert benchmark_accuracy.read_test(str(tmp_path), keys) == dict.fromkeys(
+        keys)
+    stamp = tmp_path / '20260101_000000'
+    stamp.mkdir()
+    # What mmengine writes after a test whose CocoMetric found no result.
+    (stamp / '20260101_000000.json').write_text(
+        json.dumps({'data_time': 0.01, 'time': 0.4}) + '\n')
+    assert benchmark_accuracy.read_test(str(tmp_path), keys) == dict.fromkeys(
+        keys, 0.0)
+    (stamp / '20260101_000000.json').write_text(json.dumps(
+        {'coco/bbox_mAP': 0.2, 'coco/bbox_mAP_50': 0.4, 'time': 0.4}) + '\n')
+    assert benchmark_accuracy.read_test(str(tmp_path), keys) == dict(
+        zip(keys, (0.2, 0.4)))
 
 
 def test_accuracy_report_only_trains_nothing(tmp_path, monkeypatch):
@@ -373,7 +401,7 @@ def test_accuracy_aquarium_suite_is_the_short_recipe_table(monkeypatch,
     runs = {r[1]: r for r in benchmark_accuracy.selected_runs(args)}
     assert sorted(runs) == ['ResObj T=2', 'ResObj T=2 prior 0.001',
                             'ResObj T=2 w0.25', 'ResObj T=2 warmup 500',
-                            'focal loss']
+                            'focal loss', 'objectness (T=0)']
     assert all(r[4] == [0, 1, 2] for r in runs.values())
     # The trial is the ResObj config with the three loss weights at 0.25.
     assert runs['ResObj T=2 w0.25'][2] == runs['ResObj T=2'][2]

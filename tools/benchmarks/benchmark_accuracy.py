@@ -214,6 +214,8 @@ AQUARIUM_RUNS = [
     ('retinanet-short', 'focal loss',
      'retinanet_mobilenetv2_fpn_384-12e_aquarium.py', []),
     ('retinanet-short', 'ResObj T=2', AQUARIUM_SHORT, []),
+    ('retinanet-short', 'objectness (T=0)', AQUARIUM_SHORT,
+     [f'{RETINA_HEAD}.num_steps=0']),
     ('retinanet-short', 'ResObj T=2 w0.25', AQUARIUM_SHORT, WEIGHTS_025),
     # The objectness prior below the share of positive anchors (about 0.004
     # here) instead of above it (the default 0.01): the positives' gradient
@@ -465,11 +467,15 @@ def read_run(work_dir, key, extra_keys=()):
     """What a finished run's scalars say.
 
     Returns:
-        dict: ``value`` (last ``key``), ``curve`` ([[epoch, value or None]]
-        per evaluation; None where the evaluation had no detection),
-        ``nonfinite_loss`` (a logged training loss was NaN or inf) and
-        ``first_eval_empty``; with ``extra_keys`` also ``extra`` (their
-        values at the last evaluation).
+        dict: ``value`` (last ``key``; 0.0 when the last evaluation had no
+        detection, which is the AP of an empty result: a run that trained
+        to the end and detects nothing is an outcome to average in, not a
+        failure; None only without any evaluation), ``curve`` ([[epoch,
+        value or None]] per evaluation; None where the evaluation had no
+        detection), ``nonfinite_loss`` (a logged training loss was NaN or
+        inf), ``first_eval_empty`` and ``last_eval_empty``; with
+        ``extra_keys`` also ``extra`` (their values at the last
+        evaluation; 0.0 when it was empty).
     """
     curve, nonfinite, last = [], False, {}
     for record in _scalar_records(work_dir):
@@ -480,14 +486,16 @@ def read_run(work_dir, key, extra_keys=()):
         elif 'step' in record:  # an evaluation (CocoMetric logs nothing
             curve.append([record['step'], record.get(key)])  # when empty)
             last = record
-    values = [v for _, v in curve if v is not None]
+    last_empty = bool(curve) and curve[-1][1] is None
     info = dict(
-        value=values[-1] if curve and curve[-1][1] is not None else None,
+        value=(0.0 if last_empty else curve[-1][1]) if curve else None,
         curve=curve,
         nonfinite_loss=nonfinite,
-        first_eval_empty=bool(curve) and curve[0][1] is None)
+        first_eval_empty=bool(curve) and curve[0][1] is None,
+        last_eval_empty=last_empty)
     if extra_keys:
-        info['extra'] = {k: last.get(k) for k in extra_keys}
+        info['extra'] = {k: 0.0 if last_empty else last.get(k)
+                         for k in extra_keys}
     return info
 
 
@@ -515,13 +523,17 @@ def low_thr_command(config, work_dir, family, extra, thr=LOW_SCORE_THR):
 
 def read_test(work_dir, keys):
     """Metrics of the newest ``mim test`` in ``work_dir`` (mmengine writes
-    them to ``<timestamp>/<timestamp>.json``); None where absent."""
+    them to ``<timestamp>/<timestamp>.json``); None where absent, 0.0 where
+    the test ran and detected nothing (CocoMetric then logs no metric, only
+    the timings), as ``read_run`` scores an empty evaluation."""
     files = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
     if not files:
         return {k: None for k in keys}
     with open(files[-1]) as f:
         lines = [json.loads(line) for line in f if line.strip()]
     record = lines[-1] if lines else {}
+    if record and not any(k in record for k in keys):
+        return {k: 0.0 for k in keys}
     return {k: record.get(k) for k in keys}
 
 
@@ -795,7 +807,8 @@ def main(argv=None):
                 **read_test(test[test.index('--work-dir') + 1],
                             (metric, *extra_keys)))
         if proc.returncode != 0 or info['value'] is None:
-            # A failed run is reported, not averaged in; its log says why.
+            # A run that crashed or never evaluated is reported, not
+            # averaged in; its log says why.
             print(f'    {key}: FAILED (exit {proc.returncode}, '
                   f'{metric}={info["value"]}); see {log_path}', flush=True)
             return
@@ -808,7 +821,8 @@ def main(argv=None):
             results[key] = record
         print(f'    {key}: {metric} = {info["value"]:.3f} ({seconds:.0f} s'
               f'{", NaN/inf loss" if info["nonfinite_loss"] else ""}'
-              f'{", 1st eval empty" if info["first_eval_empty"] else ""})',
+              f'{", 1st eval empty" if info["first_eval_empty"] else ""}'
+              f'{", last eval empty" if info["last_eval_empty"] else ""})',
               flush=True)
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
