@@ -284,6 +284,25 @@ def test_accuracy_report_from_results(tmp_path):
     assert os.path.getsize(png) > 1000
 
 
+def test_accuracy_curves_draw_every_variant(tmp_path, monkeypatch):
+    # The Aquarium suite has 7 variants, one more than the first palette.
+    import matplotlib.axes
+    labels = []
+    plot = matplotlib.axes.Axes.plot
+
+    def record(self, *args, **kwargs):
+        labels.append((kwargs.get('label'), kwargs.get('color')))
+        return plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, 'plot', record)
+    rows = [dict(family='retinanet-short', variant=f'v{i}',
+                 curves=[[[4, 0.01 * i], [8, 0.02 * i]]]) for i in range(12)]
+    assert benchmark_accuracy.curve_chart(rows, str(tmp_path / 'c.png'), 't')
+    assert [lab for lab, _ in labels] == [f'v{i}' for i in range(12)]
+    colors = [c for _, c in labels]
+    assert len(set(colors[:10])) == 10 and colors[10] == colors[0]
+
+
 def test_best_eval_column():
     curves = [[[1, None], [2, 0.2], [3, 0.1]], [[1, 0.05], [2, 0.1], [3, 0.3]]]
     assert benchmark_accuracy.best_eval(curves) == '0.250 (2–3)'
@@ -399,7 +418,7 @@ def test_accuracy_aquarium_suite_is_the_short_recipe_table(monkeypatch,
     args = benchmark_accuracy.parse_args(['--suite', 'aquarium'])
     assert args.out == osp.join('work_dirs', 'benchmark_accuracy_aquarium')
     runs = {r[1]: r for r in benchmark_accuracy.selected_runs(args)}
-    assert sorted(runs) == ['ResObj T=2', 'ResObj T=2 prior 0.001',
+    assert sorted(runs) == ['GHM-C', 'ResObj T=2', 'ResObj T=2 prior 0.001',
                             'ResObj T=2 w0.25', 'ResObj T=2 warmup 500',
                             'focal loss', 'objectness (T=0)']
     assert all(r[4] == [0, 1, 2] for r in runs.values())

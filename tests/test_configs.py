@@ -177,6 +177,9 @@ AQUARIUM_RECIPES = {
         'retinanet_mobilenetv2_fpn_384-12e_aquarium.py',
         ['resobj-retinanet_mobilenetv2_fpn_384-12e_aquarium.py'],
         'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', 0.01 * 4 / 16),
+    'ghm-short': ('retinanet_mobilenetv2_fpn_ghm-384-12e_aquarium.py', [],
+                  'mmdet::ghm/retinanet_r50_fpn_ghm-1x_coco.py',
+                  0.01 * 4 / 16),
 }
 RECIPES = [('trees', n, ['resobj-' + n], m, lr)
            for n, m, lr in TREE_RECIPES.values()] + \

@@ -213,6 +213,9 @@ WEIGHTS_025 = [f'{RETINA_LOSS}.loss_weight=0.25',
 AQUARIUM_RUNS = [
     ('retinanet-short', 'focal loss',
      'retinanet_mobilenetv2_fpn_384-12e_aquarium.py', []),
+    # mmdet's GHM recipe (GHM-C, GHM-R, clipping at 35), as on BCCD.
+    ('retinanet-short', 'GHM-C',
+     'retinanet_mobilenetv2_fpn_ghm-384-12e_aquarium.py', []),
     ('retinanet-short', 'ResObj T=2', AQUARIUM_SHORT, []),
     ('retinanet-short', 'objectness (T=0)', AQUARIUM_SHORT,
      [f'{RETINA_HEAD}.num_steps=0']),
@@ -718,10 +721,12 @@ def curve_chart(rows, path, title):
     fig, axes = plt.subplots(1, len(families), figsize=(width, 3.6),
                              squeeze=False)
     colors = ['#7f7f7f', '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728',
-              '#9467bd']
+              '#9467bd', '#8c564b', '#e377c2', '#bcbd22', '#17becf']
     for ax, family in zip(axes[0], families):
         fam = [r for r in rows if r['family'] == family]
-        for color, r in zip(colors, fam):
+        for k, r in enumerate(fam):
+            # Cycled: a family with more variants than colours keeps them all.
+            color = colors[k % len(colors)]
             for i, curve in enumerate(r['curves']):
                 if not curve:
                     continue
