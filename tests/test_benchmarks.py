@@ -413,6 +413,25 @@ def test_accuracy_bccd_suite_runs_and_extra_metrics(tmp_path):
     assert '| 0.460 ± 0.071 | 0.800 ± 0.000 | 10, 10 |' in table
 
 
+def _run_env(monkeypatch, tmp_path, suite, data_root):
+    """The environment ``--suite suite --data-root data_root`` gives its
+    focal-loss run (the training itself replaced by a failure)."""
+    seen = {}
+
+    class Failed:
+        returncode = 1
+
+    def fake_run(cmd, env=None, **kwargs):
+        seen['env'] = env
+        return Failed()
+
+    monkeypatch.setattr(benchmark_accuracy.subprocess, 'run', fake_run)
+    benchmark_accuracy.main(['--suite', suite, '--seeds', '0',
+                             '--variants', 'focal loss', '--data-root',
+                             data_root, '--out', str(tmp_path / 'out')])
+    return seen['env']
+
+
 def test_accuracy_aquarium_suite_is_the_short_recipe_table(monkeypatch,
                                                           tmp_path):
     args = benchmark_accuracy.parse_args(['--suite', 'aquarium'])
@@ -443,20 +462,33 @@ def test_accuracy_aquarium_suite_is_the_short_recipe_table(monkeypatch,
     assert cfg.param_scheduler[0] == dict(before[0], end=500)
     assert cfg.param_scheduler[1] == before[1]
     # --data-root reaches the runs as AQUARIUM_ROOT.
-    seen = {}
+    assert _run_env(monkeypatch, tmp_path, 'aquarium',
+                    '/data/aq')['AQUARIUM_ROOT'] == '/data/aq/'
 
-    class Failed:
-        returncode = 1
 
-    def fake_run(cmd, env=None, **kwargs):
-        seen['env'] = env
-        return Failed()
-
-    monkeypatch.setattr(benchmark_accuracy.subprocess, 'run', fake_run)
-    benchmark_accuracy.main(['--suite', 'aquarium', '--seeds', '0',
-                             '--variants', 'focal loss', '--data-root',
-                             '/data/aq', '--out', str(tmp_path / 'out')])
-    assert seen['env']['AQUARIUM_ROOT'] == '/data/aq/'
+def test_accuracy_deeppcb_suite_is_the_issue_table(monkeypatch, tmp_path):
+    args = benchmark_accuracy.parse_args(['--suite', 'deeppcb'])
+    assert args.out == osp.join('work_dirs', 'benchmark_accuracy_deeppcb')
+    runs = {(r[0], r[1]): r for r in benchmark_accuracy.selected_runs(args)}
+    assert sorted(runs) == [
+        ('faster-rcnn', 'ResObj T=2'), ('faster-rcnn', 'vanilla'),
+        ('retinanet', 'GHM-C'), ('retinanet', 'ResObj T=2'),
+        ('retinanet', 'focal loss'), ('retinanet', 'objectness (T=0)')]
+    # Three seeds for RetinaNet, one for the Faster R-CNN pair.
+    assert {k: r[4] for k, r in runs.items()} == {
+        k: [0] if k[0] == 'faster-rcnn' else [0, 1, 2] for k in runs}
+    suite = benchmark_accuracy.SUITES['deeppcb']
+    for run in runs.values():
+        assert osp.isfile(osp.join(suite['config_dir'], run[2])), run
+    # T = 0 is the T = 2 config with no residual step.
+    assert runs[('retinanet', 'objectness (T=0)')][2] == \
+        runs[('retinanet', 'ResObj T=2')][2]
+    assert runs[('retinanet', 'objectness (T=0)')][3] == [
+        'model.bbox_head.residual_objectness.num_steps=0']
+    assert {'coco/bbox_mAP_s', 'coco/pin-hole_precision'} <= set(
+        suite['extra_metrics'])
+    assert _run_env(monkeypatch, tmp_path, 'deeppcb',
+                    '/data/pcb')['DEEPPCB_ROOT'] == '/data/pcb/'
 
 
 def test_accuracy_global_clip_trial_in_every_suite():

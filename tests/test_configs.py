@@ -181,15 +181,29 @@ AQUARIUM_RECIPES = {
                   'mmdet::ghm/retinanet_r50_fpn_ghm-1x_coco.py',
                   0.01 * 4 / 16),
 }
+# DeepPCB: mmdet's 1x recipes unchanged, at native scale.
+DEEPPCB_RECIPES = {
+    'retinanet': ('retinanet_mobilenetv2_fpn_crop320-12e_deeppcb.py',
+                  ['resobj-retinanet_mobilenetv2_fpn_crop320-12e_deeppcb.py'],
+                  'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+                  0.01 * 4 / 16),
+    'ghm': ('retinanet_mobilenetv2_fpn_ghm-crop320-12e_deeppcb.py', [],
+            'mmdet::ghm/retinanet_r50_fpn_ghm-1x_coco.py', 0.01 * 4 / 16),
+    'faster-rcnn': (
+        'faster-rcnn_mobilenetv2_fpn_crop320-12e_deeppcb.py',
+        ['resobj-faster-rcnn_mobilenetv2_fpn_crop320-12e_deeppcb.py'],
+        'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', 0.02 * 4 / 16),
+}
 RECIPES = [('trees', n, ['resobj-' + n], m, lr)
            for n, m, lr in TREE_RECIPES.values()] + \
     [('bccd', *r) for r in BCCD_RECIPES.values()] + \
-    [('aquarium', *r) for r in AQUARIUM_RECIPES.values()]
+    [('aquarium', *r) for r in AQUARIUM_RECIPES.values()] + \
+    [('deeppcb', *r) for r in DEEPPCB_RECIPES.values()]
 
 
 def test_every_real_image_config_has_its_recipe_checked():
     checked = {n for _, n, twins, _, _ in RECIPES for n in [n, *twins]}
-    for folder in ('bccd', 'aquarium'):
+    for folder in ('bccd', 'aquarium', 'deeppcb'):
         found = {osp.basename(p) for p in CONFIGS
                  if f'/configs/{folder}/' in p}
         assert found and found <= checked, folder

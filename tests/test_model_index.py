@@ -14,7 +14,8 @@ from helpers import REPO
 
 METAFILES = ['configs/resobj/metafile.yml', 'configs/demo/metafile.yml',
              'configs/trees/metafile.yml', 'configs/bccd/metafile.yml',
-             'configs/aquarium/metafile.yml']
+             'configs/aquarium/metafile.yml',
+             'configs/deeppcb/metafile.yml']
 
 
 def mim_exe():
@@ -42,7 +43,8 @@ def test_every_config_is_indexed_once():
     assert len(configs) == len(set(configs))
     on_disk = sorted(
         osp.relpath(p, REPO)
-        for sub in ('resobj', 'demo', 'trees', 'bccd', 'aquarium')
+        for sub in ('resobj', 'demo', 'trees', 'bccd', 'aquarium',
+                    'deeppcb')
         for p in glob.glob(osp.join(REPO, 'configs', sub, '**', '*.py'),
                            recursive=True) if '_base_' not in p)
     assert sorted(configs) == on_disk

@@ -4,38 +4,15 @@
 # gradient clipping), lr 0.02 at batch 16 scaled linearly to batch 4. The
 # ResObj twin inherits this file and changes only the RPN head and sampler.
 _base_ = [
-    'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
+    '../_base_/models/faster-rcnn_mobilenetv2_fpn.py',
     'mmdet::_base_/schedules/schedule_1x.py', './_base_/bccd.py'
 ]
 custom_imports = dict(imports=['resobj_mmdet'], allow_failed_imports=False)
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='MobileNetV2',
-        out_indices=(2, 4, 6),  # strides 8, 16, 32
-        frozen_stages=1,
-        norm_eval=True,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='resobj://mobilenet_v2_imagenet')),
-    # Narrow neck, RPN and RoI head (96 channels, 256-d fcs) on four levels,
-    # strides 8-64 (P6 by max-pooling): mmdet's stride-4 level would double
-    # the step's cost for cells that are 16 px and larger.
-    neck=dict(in_channels=[32, 96, 320], out_channels=96, num_outs=4),
-    rpn_head=dict(
-        in_channels=96,
-        feat_channels=96,
-        # Cells are 16-117 px at 320x240: anchors from 16 px at stride 8.
-        anchor_generator=dict(scales=[2], strides=[8, 16, 32, 64])),
-    roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=96, featmap_strides=[8, 16, 32]),
-        bbox_head=dict(in_channels=96, fc_out_channels=256, num_classes=3)),
-    # Fewer proposals and RoIs than COCO's 2000/1000/512, CPU-sized: an
-    # image holds at most ~40 cells.
-    train_cfg=dict(
-        rpn_proposal=dict(nms_pre=500, max_per_img=150),
-        rcnn=dict(sampler=dict(num=64))),
-    test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=150)))
+# The model is configs/_base_/models/faster-rcnn_mobilenetv2_fpn.py: at
+# 320x240 the cells are 16-117 px, which its anchors from 16 px at stride 8
+# cover, platelets included.
+model = dict(roi_head=dict(bbox_head=dict(num_classes=3)))
 
 # mmdet's 1x schedule (warm-up included, 500 iterations) stretched to 20
 # epochs of 52 iterations, its steps at 8/12 and 11/12 of training. Fifteen

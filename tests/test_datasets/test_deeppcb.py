@@ -14,9 +14,10 @@ from resobj_mmdet.datasets.deeppcb import split_lines
 BASE = osp.join(REPO, 'configs/deeppcb/_base_/deeppcb.py')
 
 
-def write_pcbdata(root, num=10, labels=None):
+def write_pcbdata(root, num=10, labels=None, size=64):
     """A copy of PCBData's layout: group00001/00001/<id>_test.jpg (and its
-    _temp.jpg), group00001/00001_not/<id>.txt, trainval.txt."""
+    _temp.jpg, ``size`` square), group00001/00001_not/<id>.txt,
+    trainval.txt."""
     labels = labels or {}
     os.makedirs(osp.join(root, 'group00001', '00001'), exist_ok=True)
     os.makedirs(osp.join(root, 'group00001', '00001_not'), exist_ok=True)
@@ -26,7 +27,7 @@ def write_pcbdata(root, num=10, labels=None):
         for suffix in ('_test', '_temp'):
             cv2.imwrite(
                 osp.join(root, 'group00001', '00001', stem + suffix + '.jpg'),
-                np.zeros((64, 64), np.uint8))
+                np.zeros((size, size), np.uint8))
         with open(osp.join(root, 'group00001', '00001_not', stem + '.txt'),
                   'w') as f:
             f.write(labels.get(i, f'{i} 2 {i + 10} 12 {i % 6 + 1}\n'))
@@ -137,3 +138,42 @@ def test_base_config_reads_deeppcb_root_from_the_environment(monkeypatch):
         assert cfg[key].dataset.data_root == '/some/PCBData/'
     assert cfg.train_dataloader.dataset.split == 'train'
     assert cfg.val_dataloader.dataset.split == 'val'
+
+
+def test_config_trains_on_defect_crops_and_tests_whole_scans(tmp_path):
+    """The configs' native scale: 320x320 crops that hold a defect in
+    training, the whole 640x640 scan in testing."""
+    from mmdet.registry import TRANSFORMS
+    from mmengine.dataset import Compose
+    # One 20x10 defect per scan, at a different place in each.
+    root = write_pcbdata(str(tmp_path / 'PCBData'), size=640, labels={
+        i: f'{40 + 50 * i} {500 - 40 * i} {60 + 50 * i} {510 - 40 * i} 1\n'
+        for i in range(10)})
+    cfg = Config.fromfile(osp.join(
+        REPO, 'configs/deeppcb/retinanet_mobilenetv2_fpn_crop320-12e_deeppcb.py'))
+    train = Compose([TRANSFORMS.build(t) for t in cfg.train_pipeline])
+    test = Compose([TRANSFORMS.build(t) for t in cfg.test_pipeline])
+    ds = _dataset(root)
+    np.random.seed(0)
+    kept = refused = 0
+    for i in range(len(ds)):
+        for _ in range(20):
+            data = train(ds.get_data_info(i))
+            if data is None:
+                # A crop without its defect is refused (mmdet's dataset
+                # then draws another sample).
+                refused += 1
+                continue
+            kept += 1
+            sample = data['data_samples']
+            assert sample.img_shape == (320, 320)
+            boxes = sample.gt_instances.bboxes.tensor
+            assert len(boxes) == 1
+            assert float(boxes.min()) >= 0 and float(boxes.max()) <= 320
+            # Native scale: the 20x10 defect at most clipped, never resized.
+            w, h = (boxes[0, 2:] - boxes[0, :2]).tolist()
+            assert 0 < min(w, h) <= 10 and max(w, h) <= 20
+    assert kept and refused
+    sample = test(_dataset(root, 'val').get_data_info(0))['data_samples']
+    assert sample.img_shape == sample.ori_shape == (640, 640)
+    assert sample.scale_factor == (1.0, 1.0)

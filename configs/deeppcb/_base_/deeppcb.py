@@ -15,7 +15,8 @@
 #
 # Native scale throughout, so that the defects keep their pixels: training
 # on random 320x320 crops of the 640x640 scans (a quarter of the pixels a
-# step; a crop without any defect is redrawn), testing on whole images.
+# step; a crop without any defect is refused and mmdet's dataset draws
+# another sample), testing on whole images.
 # The optimizer and schedule come from each family's mmdet COCO recipe,
 # not from here.
 _base_ = 'mmdet::_base_/default_runtime.py'
@@ -39,6 +40,9 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
+    # The scans are 640x640 already: a no-op that records scale_factor 1,
+    # which the heads' rescaling reads.
+    dict(type='Resize', scale=(640, 640), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     # `instances`: CocoMetric builds its ground truth from them
     # (ann_file=None), the boxes DeepPCBDataset parsed.
