@@ -622,3 +622,15 @@ def test_compile_benchmark_attributes_breaks_to_packages():
     assert benchmark_compile.attribute([]) == 'unknown'
     with pytest.raises(SystemExit):
         benchmark_compile.parse_args(['--iters', '0'])
+
+
+def test_real_suites_report_every_class_of_their_dataset():
+    # The per-class columns are spelled out in the tool (it imports no
+    # mmdet); they must name the dataset's classes, all and in order.
+    from resobj_mmdet.datasets import AquariumDataset, DeepPCBDataset
+    for suite, dataset in (('aquarium', AquariumDataset),
+                           ('deeppcb', DeepPCBDataset)):
+        columns = [m[len('coco/'):-len('_precision')]
+                   for m in benchmark_accuracy.SUITES[suite]['extra_metrics']
+                   if m.endswith('_precision')]
+        assert tuple(columns) == dataset.METAINFO['classes'], suite
