@@ -93,9 +93,14 @@ def test_diagnose_gate_map_per_step(trained, tmp_path):
     cfg.dump(config)
     summary = diagnose_gate.main(
         [config, ckpt, '--split', 'val', '--max-images', '2', '--map'])
-    assert set(summary['map']) == {'step0', 'step1', 'step2'}
+    # Trained with the running gate thresholds: the residuals are also
+    # scored applied only where they were trained.
+    assert set(summary['map']) == {'step0', 'step1', 'step2',
+                                   'step1_trained', 'step2_trained'}
     for metrics in summary['map'].values():
         assert 0.0 <= metrics['coco/bbox_mAP'] <= 1.0
+    assert len(summary['running_minp']) == 2
+    assert all(0 < p < 1 for p in summary['running_minp'])
 
 
 def test_auc_counts_pairs_and_ties():

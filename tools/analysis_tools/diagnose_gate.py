@@ -30,7 +30,9 @@ the head's own assigner and reports, per refinement step ``t``:
 With ``--map`` the checkpoint is also evaluated (mmdet's test loop and
 metric on the config's test split) once per step, scored by ``o_t``
 (``test_cfg.objectness_step=t``): whether a change of ranking reaches the
-AP.
+AP; for a checkpoint that kept the running gate thresholds, also with the
+residuals applied only where they were trained
+(``test_cfg.residual_gate='trained'``, rows ``step{t}_trained``).
 
 Prints a table (images averaged) and writes it as json with ``--out``.
 
@@ -218,28 +220,35 @@ def mean_of(values):
     return statistics.mean(values) if values else None
 
 
-def map_per_step(config, checkpoint, num_steps, cfg_options):
+def map_per_step(config, checkpoint, num_steps, cfg_options,
+                 trained_gate=False):
     """``coco/bbox_mAP`` (and AP50) of the checkpoint scored by ``o_t``,
-    ``t = 0..T``, with mmdet's test loop on the config's test split."""
+    ``t = 0..T``, with mmdet's test loop on the config's test split; with
+    ``trained_gate`` also ``t = 1..T`` under ``residual_gate='trained'``."""
     import tempfile
 
     from mmengine.config import Config
     from mmengine.runner import Runner
     out = {}
-    for t in range(num_steps + 1):
+    runs = [(t, 'all') for t in range(num_steps + 1)]
+    if trained_gate:
+        runs += [(t, 'trained') for t in range(1, num_steps + 1)]
+    for t, gate in runs:
         cfg = Config.fromfile(config)
         if cfg_options:
             cfg.merge_from_dict(cfg_options)
         # What --cfg-options does (the detector merges it into its
         # test_cfg when it builds the head).
-        cfg.merge_from_dict({'model.bbox_head.test_cfg.objectness_step': t})
+        cfg.merge_from_dict({'model.bbox_head.test_cfg.objectness_step': t,
+                             'model.bbox_head.test_cfg.residual_gate': gate})
         cfg.load_from = checkpoint
-        cfg.work_dir = tempfile.mkdtemp(prefix=f'gate_map_t{t}_')
-        cfg.visualizer.name = f'gate-map-{t}-{cfg.work_dir}'
+        name = f'step{t}' + ('_trained' if gate == 'trained' else '')
+        cfg.work_dir = tempfile.mkdtemp(prefix=f'gate_map_{name}_')
+        cfg.visualizer.name = f'gate-map-{name}-{cfg.work_dir}'
         cfg.test_dataloader.num_workers = 0
         cfg.test_dataloader.persistent_workers = False
         metrics = Runner.from_cfg(cfg).test()
-        out[f'step{t}'] = {k: metrics.get(k) for k in (
+        out[name] = {k: metrics.get(k) for k in (
             'coco/bbox_mAP', 'coco/bbox_mAP_50')}
     return out
 
@@ -297,9 +306,16 @@ def main(argv=None):
                 break
     classes = loader.dataset.metainfo['classes']
     summary = summarise(rows, head.num_steps, classes)
+    thresholds = head.residual_objectness_modules[0].gate_logit
+    trained_gate = not bool(thresholds.isnan().any())
+    if trained_gate:
+        # What residual_gate='trained' gates with, beside the images' own
+        # minp above.
+        summary['running_minp'] = thresholds.sigmoid().tolist()
     if args.map:
         summary['map'] = map_per_step(args.config, args.checkpoint,
-                                      head.num_steps, args.cfg_options)
+                                      head.num_steps, args.cfg_options,
+                                      trained_gate)
     return report(summary, args.out)
 
 

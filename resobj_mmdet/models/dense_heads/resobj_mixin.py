@@ -65,6 +65,11 @@ POSITIVE_NORMALISED_LOSS = dict(
     avg_factor_momentum=0.9)
 
 
+# Where inference applies the residuals (test_cfg.residual_gate): 'all'
+# anchors, the paper's; 'trained', only where o_{t-1} reaches the running
+# threshold of training's gate S_t (step t never saw the anchors below it).
+RESIDUAL_GATES = ('all', 'trained')
+
 # The class loss of imbalance transfer (sigmoid BCE, applied to positives
 # only): the default of every head with a class branch of its own.
 POSITIVE_CLS_LOSS = dict(
@@ -466,8 +471,40 @@ class ResObjMixin:
                 f'an int in [0, {self.num_steps}] (or negative), got '
                 f'{step!r}') from None
 
+    def _inference_gate(self, gate: Optional[str]) -> Optional[Tensor]:
+        """The thresholds of ``residual_gate='trained'``, None for
+        ``'all'``. ``gate`` None reads ``test_cfg.residual_gate``."""
+        field = 'test_cfg.residual_gate'
+        if gate is None:
+            gate = 'all' if self.test_cfg is None else \
+                self.test_cfg.get('residual_gate', 'all')
+        else:
+            field = '`gate`'
+        if gate not in RESIDUAL_GATES:
+            raise ValueError(f'{type(self).__name__}: {field} must be one of '
+                             f'{RESIDUAL_GATES}, got {gate!r}')
+        if gate == 'all':
+            return None
+        module = self.residual_objectness_modules[0]
+        if module.deploy:
+            raise ValueError(
+                f"{type(self).__name__}: {field}='trained' needs the "
+                'residual steps; switch_to_deploy() folded them into one '
+                "conv that applies them everywhere ('all')")
+        thresholds = module.gate_logit
+        # One host sync of T values: a checkpoint trained before the
+        # thresholds were kept has none to gate with.
+        if bool(thresholds.isnan().any()):
+            raise ValueError(
+                f"{type(self).__name__}: {field}='trained' needs the running "
+                'gate thresholds that training keeps in '
+                '`gate_logit`; this model has none (untrained, or a '
+                "checkpoint from before they were kept): use 'all'")
+        return thresholds
+
     def step_objectness(self, obj_preds: List[Tensor],
-                        step: int = -1) -> List[Tensor]:
+                        step: int = -1,
+                        gate: Optional[str] = None) -> List[Tensor]:
         """Inference objectness ``o_step`` of every level.
 
         Args:
@@ -475,17 +512,36 @@ class ResObjMixin:
                 ``[o_0, r_1..r_T]``.
             step (int): Refinement step, ``0..T``; negative counts from
                 ``T`` (-1, the paper's inference, is ``o_T``).
+            gate (str, optional): Where the residuals apply. ``'all'``:
+                every anchor, ``o_t = o_{t-1} + r_t`` (the paper).
+                ``'trained'``: only where ``o_{t-1}`` reaches the running
+                threshold of training's gate ``S_t`` (the logit of the
+                weakest positive, averaged over training batches), i.e. on
+                the anchors step t was trained on; elsewhere
+                ``o_t = o_{t-1}``. None (default): ``test_cfg.residual_gate``,
+                ``'all'`` when unset.
 
         Returns:
             list[Tensor]: Per level, (N, A, H, W) logits.
         """
         step = self._resolve_step(step)
+        thresholds = self._inference_gate(gate) if step else None
         # A per level from the channels: SSD has different anchor counts.
         blocks = self.num_steps + 1
-        return [
-            cumulative_objectness(obj, obj.size(1) // blocks, step)
-            for obj in obj_preds
-        ]
+        if thresholds is None:
+            return [
+                cumulative_objectness(obj, obj.size(1) // blocks, step)
+                for obj in obj_preds
+            ]
+        outs = []
+        for obj in obj_preds:
+            n, c, h, w = obj.shape
+            o, *residuals = obj.reshape(n, blocks, c // blocks, h,
+                                        w)[:, :step + 1].unbind(1)
+            for r, thr in zip(residuals, thresholds.to(obj.dtype).unbind()):
+                o = torch.where(o >= thr, o + r, o)
+            outs.append(o)
+        return outs
 
     def _anchor_targets(self,
                         featmap_tensors: List[Tensor],
@@ -624,7 +680,8 @@ class ResObjMixin:
         The one place where every head hands its objectness to
         :class:`ResidualObjectnessLoss`. The levels are concatenated because
         the gate's minimum positive score is taken per image over all of its
-        anchors, and the module's gradient isolation is passed on.
+        anchors; the module's gradient isolation is passed on, and its
+        running gate threshold ``gate_logit`` is updated by training.
 
         Args:
             loss (:class:`ResidualObjectnessLoss`): The head's loss module.
@@ -649,6 +706,7 @@ class ResObjMixin:
             weights,
             avg_factor=avg_factor,
             detach_prev=self.detach_residual,
+            running_gate=self.residual_objectness_modules[0].gate_logit,
             **kwargs)
 
     def loss_objectness_by_feat(self, obj_preds: List[Tensor],

@@ -44,6 +44,10 @@ class ResidualObjectness(BaseModule):
     anchors still hard at step ``t``; see :class:`ResidualObjectnessLoss`);
     inference applies every residual to every anchor and uses
     ``o_T = o_0 + sum_t r_t``, as the paper does (:func:`cumulative_objectness`).
+    Training also keeps, in the buffer ``gate_logit`` (T, ), a running mean
+    of the logit that opens each gate (the weakest positive's), with which
+    a head's ``test_cfg.residual_gate='trained'`` applies ``r_t`` only
+    where ``o_{t-1}`` reaches it (see ``ResObjMixin.step_objectness``).
 
     Layout: when the T residual subnets read one shared feature
     (``residual_input`` ``'objectness'`` or ``'class'``), they are stored
@@ -152,6 +156,12 @@ class ResidualObjectness(BaseModule):
         self.hidden_init = hidden_init
         self.deploy = False
         self._init_layers()
+        # Running threshold of Algorithm 1's gates, the logit of the weakest
+        # positive per step (NaN: not trained). Filled in by the head's
+        # ResidualObjectnessLoss; read by inference with
+        # ``test_cfg.residual_gate='trained'``.
+        self.register_buffer('gate_logit',
+                             torch.full((self.num_steps, ), float('nan')))
 
     def _tower(self, num_convs: int, in_channels: int,
                groups: int = 1) -> nn.Sequential:
@@ -272,6 +282,10 @@ class ResidualObjectness(BaseModule):
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
+        # Checkpoints from before the running gate threshold: it stays NaN
+        # (unknown), which only ``residual_gate='trained'`` refuses.
+        if prefix + 'gate_logit' in missing_keys:
+            missing_keys.remove(prefix + 'gate_logit')
 
     def _residual_logit_convs(self) -> List[nn.Module]:
         return [self.res_logit] if self.fused else list(self.res_logits)

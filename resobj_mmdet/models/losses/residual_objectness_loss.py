@@ -61,8 +61,8 @@ def refine_objectness(logits: Tensor,
     if logits.size(1) == 1:
         return logits, logits.new_zeros((*labels.shape[:1], 0,
                                          labels.shape[1]), dtype=torch.bool)
-    refined, keep = _refine(logits, labels, weights, no_pos_gate, detach_prev,
-                            gate_quantile)
+    refined, keep, _ = _refine(logits, labels, weights, no_pos_gate,
+                               detach_prev, gate_quantile)
     return refined, keep[:, 1:]
 
 
@@ -72,9 +72,11 @@ def _refine(logits: Tensor,
             no_pos_gate: str,
             detach_prev: bool,
             gate_quantile: float,
-            mask_ignored: bool = True) -> Tuple[Tensor, Tensor]:
+            mask_ignored: bool = True) -> Tuple[Tensor, Tensor, Tensor]:
     """:func:`refine_objectness` for T >= 1, with the gates of every step
-    as one mask ``keep`` (B, T+1, N): ``[1, S_1..S_T]``.
+    as one mask ``keep`` (B, T+1, N): ``[1, S_1..S_T]``, and the logits
+    that opened them, ``minp`` (B, T, 1): not finite for an image without
+    positives.
 
     The differentiable part is two operators whatever T is: with gradient
     isolation ``refined = logits * keep + [0, sg(o_0..o_{T-1})]``, without
@@ -122,8 +124,8 @@ def _refine(logits: Tensor,
         if mask_ignored:
             keep[:, 1:].bitwise_and_(valid[:, None])
     if detach_prev:
-        return logits * keep + torch.stack(prevs, dim=1), keep
-    return (logits * keep).cumsum(dim=1), keep
+        return logits * keep + torch.stack(prevs, dim=1), keep, minp
+    return (logits * keep).cumsum(dim=1), keep, minp
 
 
 @MODELS.register_module()
@@ -162,6 +164,10 @@ class ResidualObjectnessLoss(nn.Module):
         gate_quantile (float): The quantile of the positives' scores that
             opens the gate, see :func:`refine_objectness`. Defaults to 0,
             the minimum (Algorithm 1).
+        gate_momentum (float): Momentum of the running gate threshold that
+            training keeps when the head passes ``running_gate`` (see
+            :meth:`forward`): ``ema <- m * ema + (1 - m) * mean_b minp_t``.
+            Defaults to 0.99. It changes no loss.
     """
 
     def __init__(self,
@@ -170,7 +176,8 @@ class ResidualObjectnessLoss(nn.Module):
                  no_pos_gate: str = 'all',
                  reduction: str = 'mean',
                  avg_factor_momentum: Optional[float] = None,
-                 gate_quantile: float = 0.0) -> None:
+                 gate_quantile: float = 0.0,
+                 gate_momentum: float = 0.99) -> None:
         super().__init__()
         if no_pos_gate not in NO_POS_GATES:
             raise ValueError(f'ResidualObjectnessLoss: unknown `no_pos_gate` '
@@ -191,6 +198,11 @@ class ResidualObjectnessLoss(nn.Module):
             raise ValueError('ResidualObjectnessLoss: `gate_quantile` must '
                              f'be a float in [0, 1), got {gate_quantile!r}')
         self.gate_quantile = float(gate_quantile)
+        if isinstance(gate_momentum, bool) or not isinstance(
+                gate_momentum, (int, float)) or not 0 <= gate_momentum < 1:
+            raise ValueError('ResidualObjectnessLoss: `gate_momentum` must '
+                             f'be a float in [0, 1), got {gate_momentum!r}')
+        self.gate_momentum = float(gate_momentum)
         self.loss_weight = loss_weight
         self.res_loss_weight = res_loss_weight
         self.no_pos_gate = no_pos_gate
@@ -214,7 +226,8 @@ class ResidualObjectnessLoss(nn.Module):
                 weights: Optional[Tensor] = None,
                 avg_factor: Optional[float] = None,
                 reduction_override: Optional[str] = None,
-                detach_prev: bool = True) -> Dict[str, Tensor]:
+                detach_prev: bool = True,
+                running_gate: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Compute the objectness and per-step residual losses.
 
         Args:
@@ -231,6 +244,12 @@ class ResidualObjectnessLoss(nn.Module):
                 this call instead of ``self.reduction``.
             detach_prev (bool): Gradient isolation of ``o_{t-1}``; heads pass
                 their :class:`ResidualObjectness` ``detach_residual``.
+            running_gate (Tensor, optional): (T, ) buffer (heads pass their
+                :class:`ResidualObjectness` ``gate_logit``) that training
+                updates in place with the running mean of ``minp_t``, the
+                logit that opens gate ``S_t``, over the images with
+                positives; NaN entries start from the batch's value. A
+                batch without positives leaves it as it is. No host sync.
 
         Returns:
             dict[str, Tensor]: ``loss_obj`` and ``loss_res{t}`` for
@@ -278,9 +297,11 @@ class ResidualObjectnessLoss(nn.Module):
             if weights is None else weights.float()
         # Ignored anchors weigh 0 below: no need to take them out of the
         # gates, except for the statistics.
-        refined, keep = _refine(logits.float(), targets, weights,
-                                self.no_pos_gate, detach_prev,
-                                self.gate_quantile, self.record_stats)
+        refined, keep, minp = _refine(logits.float(), targets, weights,
+                                      self.no_pos_gate, detach_prev,
+                                      self.gate_quantile, self.record_stats)
+        if running_gate is not None and self.training:
+            self._update_running_gate(running_gate, minp, targets, weights)
         # Every step's term in one weighted reduction: step 0 over all
         # non-ignored anchors, step t over S_t.
         w = weights[:, None] * keep
@@ -329,6 +350,23 @@ class ResidualObjectnessLoss(nn.Module):
             self._ema_value * m + value * (1.0 - m)
         ema.fill_(self._ema_value)
         return max(self._ema_value, 1.0)
+
+    @torch.no_grad()
+    def _update_running_gate(self, running_gate: Tensor, minp: Tensor,
+                             labels: Tensor, weights: Tensor) -> None:
+        """``running_gate`` (T, ) <- its EMA with the batch's mean
+        ``minp`` (B, T, 1) over the images with positives, device ops only.
+        """
+        has_pos = ((labels > 0) & (weights > 0)).any(dim=1)  # (B, )
+        mask = has_pos[:, None].to(minp.dtype)
+        # An image without positives has a non-finite minp: zeroed by where,
+        # not by the product (inf * 0 is NaN).
+        total = torch.where(has_pos[:, None], minp[..., 0], 0.0).sum(dim=0)
+        batch = total / mask.sum(dim=0)  # NaN when no image has positives
+        old = running_gate.float()
+        m = self.gate_momentum
+        new = torch.where(old.isnan(), batch, old * m + batch * (1.0 - m))
+        running_gate.copy_(torch.where(batch.isnan(), old, new))
 
     def reset_running_avg_factor(self) -> None:
         """Forget the running normaliser: the next training batch starts

@@ -299,3 +299,55 @@ def test_class_and_box_losses_once_over_all_levels():
                                head(feat)[2], gts, metas)
     torch.testing.assert_close(losses['loss_cls'], sum(ref_cls))
     torch.testing.assert_close(losses['loss_bbox'], sum(ref_bbox))
+
+
+def test_residual_gate_trained_hand_computed():
+    # residual_gate='trained': r_t applies only where o_{t-1} reaches the
+    # running threshold of S_t (logit 0 for t = 1, 1.5 for t = 2).
+    head = make_head(num_steps=2).eval()
+    head.res_obj.gate_logit.copy_(torch.tensor([0.0, 1.5]))
+    o0 = torch.tensor([-1.0, 0.0, 1.0, 2.0])
+    r1 = torch.tensor([5.0, 1.0, 1.0, -1.0])
+    r2 = torch.tensor([1.0, 1.0, 1.0, 1.0])
+    obj = torch.stack([o0, r1, r2]).reshape(1, 3, 2, 2)  # A = 1
+    o1 = torch.tensor([-1.0, 1.0, 2.0, 1.0]).reshape(1, 1, 2, 2)
+    o2 = torch.tensor([-1.0, 1.0, 3.0, 1.0]).reshape(1, 1, 2, 2)
+    assert head.step_objectness([obj], 1, gate='trained')[0].equal(o1)
+    assert head.step_objectness([obj], -1, gate='trained')[0].equal(o2)
+    # 'all' (the default, the paper) is the cumulative sum everywhere, and
+    # step 0 needs no threshold.
+    assert head.step_objectness([obj])[0].equal(
+        obj.reshape(1, 3, 1, 2, 2).sum(1))
+    head.test_cfg['residual_gate'] = 'trained'
+    assert head.step_objectness([obj])[0].equal(o2)
+    head.res_obj.gate_logit.fill_(float('nan'))
+    assert head.step_objectness([obj], 0)[0].equal(obj[:, :1])
+
+
+def test_residual_gate_trained_needs_thresholds_and_a_known_mode():
+    head = make_head(num_steps=2).eval()
+    outs = head(feats())
+    head.test_cfg['residual_gate'] = 'trained'
+    # A fresh model (or a checkpoint from before they were kept): NaN.
+    with pytest.raises(ValueError, match=r"residual_gate='trained'.*"
+                       r'gate_logit'):
+        head.predict_by_feat(*outs, batch_img_metas=IMG_METAS)
+    head.test_cfg['residual_gate'] = 'some'
+    with pytest.raises(ValueError,
+                       match=r"test_cfg\.residual_gate.*'trained'.*'some'"):
+        head.predict_by_feat(*outs, batch_img_metas=IMG_METAS)
+
+
+def test_training_keeps_the_gate_thresholds_in_the_checkpoint():
+    head = make_head(num_steps=2)
+    assert head.res_obj.gate_logit.isnan().all()
+    losses_of(head, gt([[20.0, 20.0, 52.0, 52.0]], [1]))
+    thresholds = head.res_obj.gate_logit.clone()
+    assert thresholds.isfinite().all()
+    state = head.state_dict()
+    assert state['res_obj.gate_logit'].equal(thresholds)
+    # A checkpoint from before the thresholds loads strictly, without them.
+    del state['res_obj.gate_logit']
+    fresh = make_head(num_steps=2)
+    fresh.load_state_dict(state, strict=True)
+    assert fresh.res_obj.gate_logit.isnan().all()

@@ -261,3 +261,41 @@ def test_batched_loss_equals_literal_algorithm1(steps, detach_prev,
                      detach_prev=detach_prev)
     for name in names:
         torch.testing.assert_close(out_stats[name], out[name])
+
+
+def test_running_gate_is_an_ema_of_the_weakest_positive():
+    # Three images, T = 2. Image 0: positives 0, 2; image 1: positive 1;
+    # image 2 has none (its non-finite minp stays out of the mean).
+    o0 = [[2.0, -1.0, 0.5], [0.0, -2.0, 1.0], [1.0, 1.0, 1.0]]
+    r1 = [[1.0, 0.0, -1.0], [3.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+    r2 = [[0.0, 0.0, 0.0]] * 3
+    logits = torch.tensor([o0, r1, r2]).transpose(0, 1)  # (3, 3, 3)
+    labels = torch.tensor([[1, 0, 1], [0, 1, 0], [0, 0, 0]])
+    loss = ResidualObjectnessLoss(gate_momentum=0.5)
+    gate = torch.full((2, ), float('nan'))
+    plain = loss(logits, labels, avg_factor=3)
+    out = loss(logits, labels, avg_factor=3, running_gate=gate)
+    for key in plain:  # it changes no loss
+        assert out[key].item() == plain[key].item(), key
+    # minp_1 = o_0 of the weakest positive: image 0 min(2.0, 0.5),
+    # image 1 -2.0. minp_2 on o_1 (anchor 2 of image 0 is in S_1: 0.5 - 1;
+    # anchor 1 of image 1: -2 + 1).
+    torch.testing.assert_close(gate, torch.tensor([(0.5 - 2.0) / 2,
+                                                   (-0.5 - 1.0) / 2]))
+    first = gate.clone()
+    shifted = logits.clone()
+    shifted[:, 0] += 1.0  # every o_t one higher, the same gates
+    loss(shifted, labels, avg_factor=3, running_gate=gate)
+    torch.testing.assert_close(gate, 0.5 * first + 0.5 * (first + 1.0))
+    # A batch without positives, and evaluation, leave it as it is.
+    before = gate.clone()
+    loss(logits, torch.zeros_like(labels), running_gate=gate)
+    loss.eval()
+    loss(logits + 5.0, labels, running_gate=gate)
+    torch.testing.assert_close(gate, before)
+
+
+@pytest.mark.parametrize('momentum', [1.0, -0.1, True, '0.9'])
+def test_bad_gate_momentum(momentum):
+    with pytest.raises(ValueError, match='gate_momentum'):
+        ResidualObjectnessLoss(gate_momentum=momentum)
