@@ -196,14 +196,19 @@ class ResObjMixin:
         return label_weights * (labels < self.num_classes).to(
             label_weights.dtype)
 
-    def joint_scores(self, cls_scores: List[Tensor], obj_preds: List[Tensor],
-                     step: int = -1) -> List[Tensor]:
+    def joint_scores(self,
+                     cls_scores: List[Tensor],
+                     obj_preds: List[Tensor],
+                     step: int = -1,
+                     gate: Optional[str] = None) -> List[Tensor]:
         """Per level, the logit of ``sigmoid(cls) * sigmoid(o_step)``.
 
         Args:
             cls_scores (list[Tensor]): Per level, (N, A*K, H, W).
             obj_preds (list[Tensor]): Per level, (N, (T+1)*A, H, W).
             step (int): Refinement step (see :meth:`step_objectness`).
+            gate (str, optional): Where the residuals apply (see
+                :meth:`step_objectness`).
 
         Returns:
             list[Tensor]: Per level, (N, A*K, H, W) joint logits, to hand to
@@ -211,7 +216,7 @@ class ResObjMixin:
         """
         return [
             joint_score_logit(cls, obj) for cls, obj in zip(
-                cls_scores, self.step_objectness(obj_preds, step))
+                cls_scores, self.step_objectness(obj_preds, step, gate))
         ]
 
     def loss_by_feat(self,
@@ -262,8 +267,10 @@ class ResObjMixin:
 
     def _parent_predict_inputs(self, cls_scores: List[Tensor],
                                bbox_preds: List[Tensor],
-                               obj_preds: List[Tensor], step: int) -> tuple:
-        """The leading arguments of the parent head's ``predict_by_feat``.
+                               obj_preds: List[Tensor], step: int,
+                               gate: str) -> tuple:
+        """The leading arguments of the parent head's ``predict_by_feat``,
+        scored by ``o_step`` with the residuals applied per ``gate``.
 
         By default the joint logits of :meth:`joint_scores` replace the
         class logits (RetinaNet, ATSS, SSD). Heads whose parent scores by
@@ -273,7 +280,8 @@ class ResObjMixin:
         Returns:
             tuple: Positional arguments that precede ``batch_img_metas``.
         """
-        return self.joint_scores(cls_scores, obj_preds, step), bbox_preds
+        return self.joint_scores(cls_scores, obj_preds, step,
+                                 gate), bbox_preds
 
     def predict_by_feat(self,
                         cls_scores: List[Tensor],
@@ -304,7 +312,9 @@ class ResObjMixin:
             step (int, optional): Refinement step whose objectness scores
                 the boxes; -1 is ``o_T`` (the paper's inference). None
                 (default) takes the test config's ``objectness_step``,
-                -1 when it has none.
+                -1 when it has none. The same config's ``residual_gate``
+                (default ``'all'``) says where the residuals apply, see
+                :meth:`step_objectness`.
             **kwargs: Passed to the parent, e.g. ``score_factors`` (ATSS's
                 centerness, multiplied into the score).
 
@@ -314,7 +324,8 @@ class ResObjMixin:
         """
         return super().predict_by_feat(
             *self._parent_predict_inputs(cls_scores, bbox_preds, obj_preds,
-                                         self._inference_step(step, cfg)),
+                                         self._inference_step(step, cfg),
+                                         self._gate_setting(cfg)),
             batch_img_metas=batch_img_metas,
             cfg=cfg,
             rescale=rescale,
@@ -471,15 +482,21 @@ class ResObjMixin:
                 f'an int in [0, {self.num_steps}] (or negative), got '
                 f'{step!r}') from None
 
-    def _inference_gate(self, gate: Optional[str]) -> Optional[Tensor]:
-        """The thresholds of ``residual_gate='trained'``, None for
-        ``'all'``. ``gate`` None reads ``test_cfg.residual_gate``."""
+    def _gate_setting(self, cfg: Optional[ConfigDict]) -> str:
+        """``residual_gate`` of the config that predicts (the test config,
+        or e.g. the RPN's ``rpn_proposal`` in training), like
+        :meth:`_inference_step`; ``'all'`` when unset."""
+        cfg = self.test_cfg if cfg is None else cfg
+        return 'all' if cfg is None else cfg.get('residual_gate', 'all')
+
+    def _inference_gate(self, gate: Optional[str],
+                        step: int) -> Optional[Tensor]:
+        """The thresholds of ``residual_gate='trained'`` up to ``step``,
+        None for ``'all'`` or step 0. ``gate`` None reads
+        ``test_cfg.residual_gate``."""
         field = 'test_cfg.residual_gate'
         if gate is None:
-            gate = 'all' if self.test_cfg is None else \
-                self.test_cfg.get('residual_gate', 'all')
-        else:
-            field = '`gate`'
+            gate = self._gate_setting(None)
         if gate not in RESIDUAL_GATES:
             raise ValueError(f'{type(self).__name__}: {field} must be one of '
                              f'{RESIDUAL_GATES}, got {gate!r}')
@@ -491,6 +508,8 @@ class ResObjMixin:
                 f"{type(self).__name__}: {field}='trained' needs the "
                 'residual steps; switch_to_deploy() folded them into one '
                 "conv that applies them everywhere ('all')")
+        if step == 0:
+            return None
         thresholds = module.gate_logit
         # One host sync of T values: a checkpoint trained before the
         # thresholds were kept has none to gate with.
@@ -525,7 +544,7 @@ class ResObjMixin:
             list[Tensor]: Per level, (N, A, H, W) logits.
         """
         step = self._resolve_step(step)
-        thresholds = self._inference_gate(gate) if step else None
+        thresholds = self._inference_gate(gate, step)
         # A per level from the channels: SSD has different anchor counts.
         blocks = self.num_steps + 1
         if thresholds is None:

@@ -180,7 +180,8 @@ class ResObjRPNHead(ResObjMixin, RPNHead):
 
     def _parent_predict_inputs(self, cls_scores: List[Tensor],
                                bbox_preds: List[Tensor],
-                               obj_preds: List[Tensor], step: int) -> tuple:
+                               obj_preds: List[Tensor], step: int,
+                               gate: str) -> tuple:
         """Proposals are ranked and NMS-ed on ``o_step`` (default
         ``o_T``), in place of the RPN's ``o_0``."""
-        return self.step_objectness(obj_preds, step), bbox_preds
+        return self.step_objectness(obj_preds, step, gate), bbox_preds

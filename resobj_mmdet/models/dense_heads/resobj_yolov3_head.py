@@ -231,7 +231,8 @@ class ResObjYOLOV3Head(ResObjMixin, YOLOV3Head):
         for pred_map, obj in zip(pred_maps,
                                  self.step_objectness(
                                      obj_preds,
-                                     self._inference_step(step, cfg))):
+                                     self._inference_step(step, cfg),
+                                     self._gate_setting(cfg))):
             n, _, h, w = pred_map.shape
             pred = pred_map.reshape(n, a, self.num_attrib, h, w).clone()
             pred[:, :, 4] = obj

@@ -174,9 +174,11 @@ class ResObjYOLOXHead(ResObjMixin, YOLOXHead):
                                       self.num_steps, len(batch_img_metas))
         loss_obj, self.loss_obj = self.loss_obj, recorder
         try:
-            # YOLOX's own losses (ResObjMixin's are the anchor heads').
+            # YOLOX's own losses (ResObjMixin's are the anchor heads'); its
+            # SimOTA assignment reads o_T, not test_cfg's residual_gate.
             losses = YOLOXHead.loss_by_feat(
-                self, cls_scores, bbox_preds, self.step_objectness(obj_preds),
+                self, cls_scores, bbox_preds,
+                self.step_objectness(obj_preds, gate='all'),
                 batch_gt_instances, batch_img_metas,
                 batch_gt_instances_ignore)
         finally:
@@ -194,7 +196,9 @@ class ResObjYOLOXHead(ResObjMixin, YOLOXHead):
 
     def _parent_predict_inputs(self, cls_scores: List[Tensor],
                                bbox_preds: List[Tensor],
-                               obj_preds: List[Tensor], step: int) -> tuple:
+                               obj_preds: List[Tensor], step: int,
+                               gate: str) -> tuple:
         """YOLOX's post-processing with ``o_step`` as its objectness, so
         scores are ``sigmoid(cls) * sigmoid(o_step)``."""
-        return cls_scores, bbox_preds, self.step_objectness(obj_preds, step)
+        return cls_scores, bbox_preds, self.step_objectness(
+            obj_preds, step, gate)

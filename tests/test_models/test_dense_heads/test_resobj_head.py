@@ -351,3 +351,18 @@ def test_training_keeps_the_gate_thresholds_in_the_checkpoint():
     fresh = make_head(num_steps=2)
     fresh.load_state_dict(state, strict=True)
     assert fresh.res_obj.gate_logit.isnan().all()
+
+
+def test_residual_gate_trained_refuses_folded_residuals():
+    # Deploy folding sums the lite residuals into o_0 for every anchor: a
+    # gate can no longer be applied, and saying so beats ignoring it.
+    head = make_head(residual_objectness=dict(num_steps=2, res_convs=0))
+    head.res_obj.gate_logit.zero_()
+    assert head.res_obj.switch_to_deploy()
+    head.eval()
+    outs = head(feats())
+    head.predict_by_feat(*outs, batch_img_metas=IMG_METAS)  # 'all'
+    head.test_cfg['residual_gate'] = 'trained'
+    with pytest.raises(ValueError, match=r"residual_gate='trained'.*"
+                       r'switch_to_deploy'):
+        head.predict_by_feat(*outs, batch_img_metas=IMG_METAS)

@@ -1,5 +1,7 @@
 """ResObjATSSHead, ResObjSSDHead, ResObjYOLOXHead: the shared core on three
 more mmdet heads."""
+import copy
+
 import pytest
 import torch
 from mmengine.config import ConfigDict
@@ -313,3 +315,25 @@ def test_atss_and_ssd_losses_are_the_per_level_sums():
     torch.testing.assert_close(losses['loss_bbox'],
                                sum(ref_bbox) / sum(ref_bbox_avg).clamp(min=1))
     torch.testing.assert_close(losses['loss_centerness'], sum(ref_ctr))
+
+
+@pytest.mark.parametrize('name', ['atss', 'ssd', 'yolox'])
+def test_residual_gate_trained_on_every_head(name):
+    # Every head's training keeps the thresholds, and residual_gate is an
+    # inference setting that training ignores (YOLOX's SimOTA reads o_T).
+    head = BUILDERS[name]()
+    head.init_weights()
+    head.test_cfg = copy.deepcopy(head.test_cfg)  # TEST_CFG is shared
+    head.test_cfg['residual_gate'] = 'trained'
+    thresholds = head.residual_objectness_modules[0].gate_logit
+    assert thresholds.isnan().all()
+    losses_of(head, [gt(ONE, [1]), gt(ONE, [2])])
+    assert thresholds.isfinite().all()
+    head.eval()
+    with torch.no_grad():
+        outs = head(feats())
+        gated = head.predict_by_feat(*outs, batch_img_metas=IMG_METAS)
+        head.test_cfg['residual_gate'] = 'all'
+        every = head.predict_by_feat(*outs, batch_img_metas=IMG_METAS)
+    assert len(gated) == len(every) == 2
+    assert all(len(g) > 0 for g in gated)

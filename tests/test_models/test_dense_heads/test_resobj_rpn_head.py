@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 from mmengine.config import ConfigDict
@@ -187,3 +189,24 @@ def test_box_loss_is_the_per_level_sum():
     losses = head.loss_by_feat(*outs, gts, IMG_METAS)
     assert sum(ref) > 0
     torch.testing.assert_close(losses['loss_rpn_bbox'], sum(ref))
+
+
+def test_residual_gate_is_read_from_the_predicting_config():
+    # Like objectness_step: training's proposals (train_cfg.rpn_proposal,
+    # no residual_gate) rank with every residual even when the test config
+    # asks for 'trained', so a model without thresholds yet still trains.
+    head = make_head(num_steps=2).eval()
+    head.test_cfg = copy.deepcopy(head.test_cfg)
+    head.test_cfg['residual_gate'] = 'trained'
+    proposal_cfg = copy.deepcopy(head.test_cfg)
+    del proposal_cfg['residual_gate']
+    with torch.no_grad():
+        outs = head(feats())
+        props = head.predict_by_feat(*outs, IMG_METAS, cfg=proposal_cfg)[0]
+        assert len(props) > 0
+        with pytest.raises(ValueError, match='gate_logit'):
+            head.predict_by_feat(*outs, IMG_METAS)
+        # With thresholds far below every anchor, 'trained' is 'all'.
+        head.residual_objectness_modules[0].gate_logit.fill_(-1e4)
+        gated = head.predict_by_feat(*outs, IMG_METAS)[0]
+    torch.testing.assert_close(gated.scores, props.scores)
