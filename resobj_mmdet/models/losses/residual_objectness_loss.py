@@ -76,7 +76,7 @@ def _refine(logits: Tensor,
     """:func:`refine_objectness` for T >= 1, with the gates of every step
     as one mask ``keep`` (B, T+1, N): ``[1, S_1..S_T]``, and the logits
     that opened them, ``minp`` (B, T, 1): not finite for an image without
-    positives.
+    positives (before ``no_pos_gate`` maps it).
 
     The differentiable part is two operators whatever T is: with gradient
     isolation ``refined = logits * keep + [0, sg(o_0..o_{T-1})]``, without
@@ -100,12 +100,14 @@ def _refine(logits: Tensor,
             minp = torch.nanquantile(
                 prev_pos.masked_fill(~pos[:, None], float('nan')),
                 gate_quantile, dim=2, keepdim=True, interpolation='lower')
+            raw = minp
             if no_pos_gate == 'all':
                 minp = minp.nan_to_num(nan=-big)
         else:
             # inf, not `big`: 'all' then maps it with one operator.
             minp = torch.where(pos[:, None], prev_pos,
                                float('inf')).amin(dim=2, keepdim=True)
+            raw = minp
             if no_pos_gate == 'all':
                 minp = minp.nan_to_num(nan=float('nan'), posinf=-big)
         o, *residuals = values.unbind(1)
@@ -124,8 +126,8 @@ def _refine(logits: Tensor,
         if mask_ignored:
             keep[:, 1:].bitwise_and_(valid[:, None])
     if detach_prev:
-        return logits * keep + torch.stack(prevs, dim=1), keep, minp
-    return (logits * keep).cumsum(dim=1), keep, minp
+        return logits * keep + torch.stack(prevs, dim=1), keep, raw
+    return (logits * keep).cumsum(dim=1), keep, raw
 
 
 @MODELS.register_module()
@@ -301,7 +303,7 @@ class ResidualObjectnessLoss(nn.Module):
                                       self.no_pos_gate, detach_prev,
                                       self.gate_quantile, self.record_stats)
         if running_gate is not None and self.training:
-            self._update_running_gate(running_gate, minp, targets, weights)
+            self._update_running_gate(running_gate, minp)
         # Every step's term in one weighted reduction: step 0 over all
         # non-ignored anchors, step t over S_t.
         w = weights[:, None] * keep
@@ -352,21 +354,19 @@ class ResidualObjectnessLoss(nn.Module):
         return max(self._ema_value, 1.0)
 
     @torch.no_grad()
-    def _update_running_gate(self, running_gate: Tensor, minp: Tensor,
-                             labels: Tensor, weights: Tensor) -> None:
-        """``running_gate`` (T, ) <- its EMA with the batch's mean
-        ``minp`` (B, T, 1) over the images with positives, device ops only.
-        """
-        has_pos = ((labels > 0) & (weights > 0)).any(dim=1)  # (B, )
-        mask = has_pos[:, None].to(minp.dtype)
-        # An image without positives has a non-finite minp: zeroed by where,
-        # not by the product (inf * 0 is NaN).
-        total = torch.where(has_pos[:, None], minp[..., 0], 0.0).sum(dim=0)
-        batch = total / mask.sum(dim=0)  # NaN when no image has positives
-        old = running_gate.float()
-        m = self.gate_momentum
-        new = torch.where(old.isnan(), batch, old * m + batch * (1.0 - m))
-        running_gate.copy_(torch.where(batch.isnan(), old, new))
+    def _update_running_gate(self, running_gate: Tensor,
+                             minp: Tensor) -> None:
+        """``running_gate`` (T, ) <- its EMA with the batch's mean ``minp``
+        (B, T, 1) over the images with positives (finite ``minp``), in a
+        dozen device ops."""
+        minp = minp[..., 0]
+        finite = minp.isfinite()
+        batch = torch.where(finite, minp, 0.0).sum(dim=0) / finite.sum(dim=0)
+        # No image with positives (batch NaN): keep the old value; a NaN
+        # old value (untrained) starts from the batch's.
+        batch = torch.where(batch.isnan(), running_gate, batch)
+        old = torch.where(running_gate.isnan(), batch, running_gate)
+        running_gate.copy_(old.lerp(batch, 1.0 - self.gate_momentum))
 
     def reset_running_avg_factor(self) -> None:
         """Forget the running normaliser: the next training batch starts
