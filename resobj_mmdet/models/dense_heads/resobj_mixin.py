@@ -516,9 +516,9 @@ class ResObjMixin:
         if bool(thresholds.isnan().any()):
             raise ValueError(
                 f"{type(self).__name__}: {field}='trained' needs the running "
-                'gate thresholds that training keeps in '
-                '`gate_logit`; this model has none (untrained, or a '
-                "checkpoint from before they were kept): use 'all'")
+                'gate thresholds that training keeps in `gate_logit` when '
+                'the objectness loss has `gate_momentum` (e.g. 0.99); this '
+                "model has none: use 'all', or train with it")
         return thresholds
 
     def step_objectness(self, obj_preds: List[Tensor],

@@ -44,8 +44,9 @@ class ResidualObjectness(BaseModule):
     anchors still hard at step ``t``; see :class:`ResidualObjectnessLoss`);
     inference applies every residual to every anchor and uses
     ``o_T = o_0 + sum_t r_t``, as the paper does (:func:`cumulative_objectness`).
-    Training also keeps, in the buffer ``gate_logit`` (T, ), a running mean
-    of the logit that opens each gate (the weakest positive's), with which
+    Training with the loss's ``gate_momentum`` set also keeps, in the buffer
+    ``gate_logit`` (T, ), a running mean of the logit that opens each gate
+    (the weakest positive's), with which
     a head's ``test_cfg.residual_gate='trained'`` applies ``r_t`` only
     where ``o_{t-1}`` reaches it (see ``ResObjMixin.step_objectness``).
 
@@ -157,8 +158,8 @@ class ResidualObjectness(BaseModule):
         self.deploy = False
         self._init_layers()
         # Running threshold of Algorithm 1's gates, the logit of the weakest
-        # positive per step (NaN: not trained). Filled in by the head's
-        # ResidualObjectnessLoss; read by inference with
+        # positive per step (NaN: not kept). Filled in by the head's
+        # ResidualObjectnessLoss when its gate_momentum is set; read with
         # ``test_cfg.residual_gate='trained'``.
         self.register_buffer('gate_logit',
                              torch.full((self.num_steps, ), float('nan')))

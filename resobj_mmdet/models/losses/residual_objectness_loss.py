@@ -166,10 +166,12 @@ class ResidualObjectnessLoss(nn.Module):
         gate_quantile (float): The quantile of the positives' scores that
             opens the gate, see :func:`refine_objectness`. Defaults to 0,
             the minimum (Algorithm 1).
-        gate_momentum (float): Momentum of the running gate threshold that
-            training keeps when the head passes ``running_gate`` (see
-            :meth:`forward`): ``ema <- m * ema + (1 - m) * mean_b minp_t``.
-            Defaults to 0.99. It changes no loss.
+        gate_momentum (float, optional): Momentum of the running gate
+            threshold that training keeps when the head passes
+            ``running_gate`` (see :meth:`forward`), for a head's
+            ``test_cfg.residual_gate='trained'``: ``ema <- m * ema +
+            (1 - m) * mean_b minp_t``, e.g. 0.99. It changes no loss.
+            Defaults to None: not kept (a dozen operators a step saved).
     """
 
     def __init__(self,
@@ -179,7 +181,7 @@ class ResidualObjectnessLoss(nn.Module):
                  reduction: str = 'mean',
                  avg_factor_momentum: Optional[float] = None,
                  gate_quantile: float = 0.0,
-                 gate_momentum: float = 0.99) -> None:
+                 gate_momentum: Optional[float] = None) -> None:
         super().__init__()
         if no_pos_gate not in NO_POS_GATES:
             raise ValueError(f'ResidualObjectnessLoss: unknown `no_pos_gate` '
@@ -200,11 +202,15 @@ class ResidualObjectnessLoss(nn.Module):
             raise ValueError('ResidualObjectnessLoss: `gate_quantile` must '
                              f'be a float in [0, 1), got {gate_quantile!r}')
         self.gate_quantile = float(gate_quantile)
-        if isinstance(gate_momentum, bool) or not isinstance(
-                gate_momentum, (int, float)) or not 0 <= gate_momentum < 1:
+        if gate_momentum is not None and (
+                isinstance(gate_momentum, bool)
+                or not isinstance(gate_momentum, (int, float))
+                or not 0 <= gate_momentum < 1):
             raise ValueError('ResidualObjectnessLoss: `gate_momentum` must '
-                             f'be a float in [0, 1), got {gate_momentum!r}')
-        self.gate_momentum = float(gate_momentum)
+                             f'be None or a float in [0, 1), got '
+                             f'{gate_momentum!r}')
+        self.gate_momentum = None if gate_momentum is None else \
+            float(gate_momentum)
         self.loss_weight = loss_weight
         self.res_loss_weight = res_loss_weight
         self.no_pos_gate = no_pos_gate
@@ -248,7 +254,7 @@ class ResidualObjectnessLoss(nn.Module):
                 their :class:`ResidualObjectness` ``detach_residual``.
             running_gate (Tensor, optional): (T, ) buffer (heads pass their
                 :class:`ResidualObjectness` ``gate_logit``) that training
-                updates in place with the running mean of ``minp_t``, the
+                updates in place, when ``gate_momentum`` is set, with the running mean of ``minp_t``, the
                 logit that opens gate ``S_t``, over the images with
                 positives; NaN entries start from the batch's value. A
                 batch without positives leaves it as it is. No host sync.
@@ -302,7 +308,8 @@ class ResidualObjectnessLoss(nn.Module):
         refined, keep, minp = _refine(logits.float(), targets, weights,
                                       self.no_pos_gate, detach_prev,
                                       self.gate_quantile, self.record_stats)
-        if running_gate is not None and self.training:
+        if running_gate is not None and self.training and \
+                self.gate_momentum is not None:
             self._update_running_gate(running_gate, minp)
         # Every step's term in one weighted reduction: step 0 over all
         # non-ignored anchors, step t over S_t.

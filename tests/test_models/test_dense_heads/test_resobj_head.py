@@ -340,8 +340,11 @@ def test_residual_gate_trained_needs_thresholds_and_a_known_mode():
 
 def test_training_keeps_the_gate_thresholds_in_the_checkpoint():
     head = make_head(num_steps=2)
+    one = gt([[20.0, 20.0, 52.0, 52.0]], [1])
+    losses_of(head, one)  # by default not kept: no operator spent on them
     assert head.res_obj.gate_logit.isnan().all()
-    losses_of(head, gt([[20.0, 20.0, 52.0, 52.0]], [1]))
+    head.loss_objectness.gate_momentum = 0.99
+    losses_of(head, one)
     thresholds = head.res_obj.gate_logit.clone()
     assert thresholds.isfinite().all()
     state = head.state_dict()

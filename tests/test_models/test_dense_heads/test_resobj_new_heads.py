@@ -323,6 +323,9 @@ def test_residual_gate_trained_on_every_head(name):
     # inference setting that training ignores (YOLOX's SimOTA reads o_T).
     head = BUILDERS[name]()
     head.init_weights()
+    for loss in head.modules():  # keep the thresholds
+        if type(loss).__name__ == 'ResidualObjectnessLoss':
+            loss.gate_momentum = 0.99
     head.test_cfg = copy.deepcopy(head.test_cfg)  # TEST_CFG is shared
     head.test_cfg['residual_gate'] = 'trained'
     thresholds = head.residual_objectness_modules[0].gate_logit

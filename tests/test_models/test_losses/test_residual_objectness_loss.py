@@ -287,9 +287,11 @@ def test_running_gate_is_an_ema_of_the_weakest_positive():
     shifted[:, 0] += 1.0  # every o_t one higher, the same gates
     loss(shifted, labels, avg_factor=3, running_gate=gate)
     torch.testing.assert_close(gate, 0.5 * first + 0.5 * (first + 1.0))
-    # A batch without positives, and evaluation, leave it as it is.
+    # A batch without positives, evaluation, and the default (None: not
+    # kept) leave it as it is.
     before = gate.clone()
     loss(logits, torch.zeros_like(labels), running_gate=gate)
+    ResidualObjectnessLoss()(logits + 5.0, labels, running_gate=gate)
     loss.eval()
     loss(logits + 5.0, labels, running_gate=gate)
     torch.testing.assert_close(gate, before)
