@@ -171,7 +171,7 @@ class ResidualObjectnessLoss(nn.Module):
             ``running_gate`` (see :meth:`forward`), for a head's
             ``test_cfg.residual_gate='trained'``: ``ema <- m * ema +
             (1 - m) * mean_b minp_t``, e.g. 0.99. It changes no loss.
-            Defaults to None: not kept (a dozen operators a step saved).
+            Defaults to None: not kept (16 operator calls a step saved).
     """
 
     def __init__(self,
@@ -364,8 +364,8 @@ class ResidualObjectnessLoss(nn.Module):
     def _update_running_gate(self, running_gate: Tensor,
                              minp: Tensor) -> None:
         """``running_gate`` (T, ) <- its EMA with the batch's mean ``minp``
-        (B, T, 1) over the images with positives (finite ``minp``), in a
-        dozen device ops."""
+        (B, T, 1) over the images with positives (finite ``minp``), on
+        the device (no host sync)."""
         minp = minp[..., 0]
         finite = minp.isfinite()
         batch = torch.where(finite, minp, 0.0).sum(dim=0) / finite.sum(dim=0)
