@@ -254,10 +254,11 @@ class ResidualObjectnessLoss(nn.Module):
                 their :class:`ResidualObjectness` ``detach_residual``.
             running_gate (Tensor, optional): (T, ) buffer (heads pass their
                 :class:`ResidualObjectness` ``gate_logit``) that training
-                updates in place, when ``gate_momentum`` is set, with the running mean of ``minp_t``, the
-                logit that opens gate ``S_t``, over the images with
-                positives; NaN entries start from the batch's value. A
-                batch without positives leaves it as it is. No host sync.
+                updates in place when ``gate_momentum`` is set: the
+                running mean of ``minp_t``, the logit that opens gate
+                ``S_t``, over the images with positives; NaN entries start
+                from the batch's value. A batch without positives leaves it
+                as it is. No host sync.
 
         Returns:
             dict[str, Tensor]: ``loss_obj`` and ``loss_res{t}`` for
