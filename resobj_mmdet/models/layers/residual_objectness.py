@@ -283,10 +283,18 @@ class ResidualObjectness(BaseModule):
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
-        # Checkpoints from before the running gate threshold: it stays NaN
-        # (unknown), which only ``residual_gate='trained'`` refuses.
+        # Checkpoints without the running gate thresholds (not kept, or
+        # from before them): they stay NaN (unknown), which only
+        # ``residual_gate='trained'`` refuses.
         if prefix + 'gate_logit' in missing_keys:
             missing_keys.remove(prefix + 'gate_logit')
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        # Thresholds not kept (NaN) stay out of checkpoints, which hold no
+        # non-finite value then, as before the thresholds existed.
+        if bool(self.gate_logit.isnan().any()):
+            del destination[prefix + 'gate_logit']
 
     def _residual_logit_convs(self) -> List[nn.Module]:
         return [self.res_logit] if self.fused else list(self.res_logits)

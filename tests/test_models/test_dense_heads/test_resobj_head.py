@@ -343,6 +343,7 @@ def test_training_keeps_the_gate_thresholds_in_the_checkpoint():
     one = gt([[20.0, 20.0, 52.0, 52.0]], [1])
     losses_of(head, one)  # by default not kept: no operator spent on them
     assert head.res_obj.gate_logit.isnan().all()
+    assert 'res_obj.gate_logit' not in head.state_dict()  # no NaN saved
     head.loss_objectness.gate_momentum = 0.99
     losses_of(head, one)
     thresholds = head.res_obj.gate_logit.clone()
