@@ -699,8 +699,9 @@ class ResObjMixin:
         The one place where every head hands its objectness to
         :class:`ResidualObjectnessLoss`. The levels are concatenated because
         the gate's minimum positive score is taken per image over all of its
-        anchors; the module's gradient isolation is passed on, and its
-        running gate threshold ``gate_logit`` is updated by training.
+        anchors; the module's gradient isolation is passed on, and so is
+        its ``gate_logit``, which training updates when the loss has
+        ``gate_momentum`` set.
 
         Args:
             loss (:class:`ResidualObjectnessLoss`): The head's loss module.

@@ -46,9 +46,9 @@ class ResidualObjectness(BaseModule):
     ``o_T = o_0 + sum_t r_t``, as the paper does (:func:`cumulative_objectness`).
     Training with the loss's ``gate_momentum`` set also keeps, in the buffer
     ``gate_logit`` (T, ), a running mean of the logit that opens each gate
-    (the weakest positive's), with which
-    a head's ``test_cfg.residual_gate='trained'`` applies ``r_t`` only
-    where ``o_{t-1}`` reaches it (see ``ResObjMixin.step_objectness``).
+    (the weakest positive's), with which a head's
+    ``test_cfg.residual_gate='trained'`` applies ``r_t`` only where
+    ``o_{t-1}`` reaches it (see ``ResObjMixin.step_objectness``).
 
     Layout: when the T residual subnets read one shared feature
     (``residual_input`` ``'objectness'`` or ``'class'``), they are stored
